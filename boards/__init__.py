@@ -1,0 +1,1 @@
+"""anyprec board targets (amaranth-boards) and open-toolchain builds."""

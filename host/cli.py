@@ -1,0 +1,75 @@
+"""The ``anyprec`` command line: a thin layer over the Python API.
+
+Each subcommand lives in its own module under ``anyprec.host.commands`` and provides
+``register(subparsers)``, which adds its parser and sets ``func``; an optional ``ORDER``
+int sets its place in ``--help``. Command modules import heavy packages (torch, Amaranth)
+inside their handlers, so ``anyprec --help`` stays fast.
+
+User mistakes raise :class:`anyprec.golden.errors.AnyprecError`; they are printed as one
+line ``anyprec: error: ...`` with exit status 2. Anything else is a bug and keeps its
+traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from ..golden.errors import AnyprecError
+
+
+
+def _command_modules():
+    """Every module in anyprec.host.commands, ordered by its ORDER attribute, then name."""
+    import pkgutil
+    from . import commands
+    mods = [importlib.import_module(f"{commands.__name__}.{info.name}")
+            for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_")]
+    return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+
+EPILOG = """\
+examples:
+  anyprec golden                      golden accuracy table at every precision
+  anyprec verilog -o anyprec_top.v    write the accelerator's Verilog
+  anyprec verify --bits 1-8           run the digits model on the simulated hardware
+  anyprec <command> --help            options and examples of one command
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # argparse's own errors become one line plus the usage hint, exit status 2.
+        self.exit(2, f"{self.prog}: error: {message}\n"
+                     f"(run '{self.prog} --help' for usage)\n")
+
+
+def build_parser():
+    parser = _Parser(
+        prog="anyprec",
+        description="Generate, simulate and verify any-precision neural-network accelerators.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"anyprec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    for module in _command_modules():
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except AnyprecError as e:
+        print(f"anyprec: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("anyprec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""anyprec simulation: cocotb 2 testbenches and the runner for Icarus and Verilator."""
