@@ -1,0 +1,226 @@
+"""The layer engine: runs one layer (or one raw matvec) through the MAC array.
+
+Schedule (serial design), one weight word and one activation word per cycle, no bubbles
+between chunks, planes or row tiles::
+
+    for t in row tiles:            # R rows at a time
+        for p in 0 .. k-1:         # bit-planes, MSB first
+            for j in input chunks: # C inputs at a time
+                issue(addr = base + p*TJ + t*J + j, chunk j)
+
+The weight memory is plane-major within a layer (``base + p*TJ + t*J + j``, TJ = T*J
+words per plane), so loading plane p is one contiguous write and stopping at k planes
+never touches the planes below. The bit-parallel baseline has one word per (t, j)
+holding all planes and runs a single "plane".
+
+When a tile finishes, its R accumulators move to a shadow register that drains one row
+per cycle into ``D = 2P - Q`` and the requantiser, while the array already works on the
+next tile. A tile therefore needs at least R cycles; when ``k*J < R`` the sequencer waits
+the difference (the only case with bubbles).
+"""
+
+from amaranth import Module, Signal, Mux, Cat, signed, unsigned
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+
+from ..golden.arith import M_BITS, B_BITS, SHIFT_MAX
+from .lane import MacArray
+from .requant import Requant
+
+__all__ = ["LayerEngine", "MODE_RAW", "MODE_HIDDEN", "MODE_FINAL"]
+
+MODE_RAW, MODE_HIDDEN, MODE_FINAL = 0, 1, 2
+
+
+class LayerEngine(wiring.Component):
+    """Run one layer: weights x activations -> D -> (requantised) results, row by row.
+
+    Parameters
+    ----------
+    cfg : AnyprecConfig
+
+    Members
+    -------
+    start : In(1)
+        Begin; every parameter below is sampled in this cycle.
+    base, tj, j_s : In
+        Layer region start, words per plane (T*J, stored size), chunks per tile (stored).
+    t_run, j_run, m_run : In
+        Row tiles, input chunks and rows of this run (slimmed sizes allowed).
+    k : In
+        Weight precision (planes to use); the parallel design ignores it.
+    mode : In(2)
+        MODE_RAW (output D), MODE_HIDDEN (requantise to activations), MODE_FINAL (logits).
+    q : In(acc_bits)
+        Shared correction ``(2^k - 1) * sum x`` for this run.
+    shift, a_in, a_out, tab_base : In
+        Requantisation parameters and the table row-0 address for (layer, k).
+    w_addr, x_addr, t_addr : Out
+        Read addresses (weight memory, activation buffer, requant table); data is
+        expected on ``w_data``, ``x_data``, ``t_m``/``t_b`` one cycle later.
+    o_valid, o_value : Out
+        Results in row order: D (raw), activations (hidden) or logits (final).
+    busy, done : Out(1)
+        ``done`` pulses with the last result.
+    """
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+        w = cfg.widths
+        aw = max(cfg.depth_words - 1, 1).bit_length()
+        self._aw = aw
+        tab_depth = cfg.layers * cfg.max_wbits * cfg.max_m
+        super().__init__({
+            "start": In(1),
+            "base": In(aw), "tj": In(aw), "j_s": In(range(cfg.chunks_max + 1)),
+            "t_run": In(range(cfg.tiles_max + 1)), "j_run": In(range(cfg.chunks_max + 1)),
+            "m_run": In(range(cfg.max_m + 1)), "k": In(range(cfg.max_wbits + 1)),
+            "mode": In(2), "q": In(w.acc_bits),
+            "shift": In(range(SHIFT_MAX + 1)), "a_in": In(range(cfg.max_abits + 1)),
+            "a_out": In(range(cfg.max_abits + 1)), "tab_base": In(range(max(tab_depth, 2))),
+            "w_addr": Out(aw), "w_data": In(cfg.word_bits),
+            "x_addr": Out(range(max(cfg.act_depth, 2))), "x_data": In(cfg.cols * cfg.max_abits),
+            "t_addr": Out(range(max(tab_depth, 2))), "t_m": In(signed(M_BITS)),
+            "t_b": In(signed(B_BITS)),
+            "o_valid": Out(1), "o_value": Out(signed(32)),
+            "busy": Out(1), "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        R = cfg.rows
+        w = cfg.widths
+        serial = cfg.design == "serial"
+
+        # --- parameters, latched at start ---
+        base = Signal.like(self.base)
+        tj = Signal.like(self.tj)
+        j_s = Signal.like(self.j_s)
+        t_run = Signal.like(self.t_run)
+        j_run = Signal.like(self.j_run)
+        m_run = Signal.like(self.m_run)
+        k = Signal.like(self.k)
+        mode = Signal.like(self.mode)
+        q = Signal.like(self.q)
+        shift = Signal.like(self.shift)
+        a_in = Signal.like(self.a_in)
+        a_out = Signal.like(self.a_out)
+        tab_base = Signal.like(self.tab_base)
+        with m.If(self.start):
+            m.d.sync += [s.eq(i) for s, i in (
+                (base, self.base), (tj, self.tj), (j_s, self.j_s), (t_run, self.t_run),
+                (j_run, self.j_run), (m_run, self.m_run), (k, self.k if serial else 1),
+                (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
+                (a_out, self.a_out), (tab_base, self.tab_base))]
+
+        # --- issue: the (t, p, j) loop ---
+        issuing = Signal()
+        waiting = Signal()
+        t = Signal.like(self.t_run)
+        p = Signal.like(self.k)
+        j = Signal.like(self.j_run)
+        addr = Signal(self._aw)
+        plane_start = Signal(self._aw)
+        tile_start = Signal(self._aw)
+        tile_cyc = Signal(range(max(R, 2) + 1))
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(issuing & ~waiting),
+            self.w_addr.eq(addr),
+            self.x_addr.eq(j),
+        ]
+        end_j = j == j_run - 1
+        end_p = p == k - 1
+        end_t = t == t_run - 1
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
+                         addr.eq(self.base), plane_start.eq(self.base),
+                         tile_start.eq(self.base), tile_cyc.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += tile_cyc.eq(tile_cyc + 1)
+            with m.If(~end_j):
+                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
+            with m.Elif(~end_p):
+                m.d.sync += [j.eq(0), p.eq(p + 1), plane_start.eq(plane_start + tj),
+                             addr.eq(plane_start + tj)]
+            with m.Else():
+                m.d.sync += [j.eq(0), p.eq(0)]
+                with m.If(end_t):
+                    m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += [t.eq(t + 1), tile_start.eq(tile_start + j_s),
+                                 plane_start.eq(tile_start + j_s), addr.eq(tile_start + j_s)]
+                    # The shadow register drains one row per cycle: tiles start >= R apart.
+                    with m.If(tile_cyc + 1 >= R):
+                        m.d.sync += tile_cyc.eq(0)
+                    with m.Else():
+                        m.d.sync += waiting.eq(1)
+        with m.Elif(waiting):
+            with m.If(tile_cyc + 1 >= R):
+                m.d.sync += [waiting.eq(0), tile_cyc.eq(0)]
+            with m.Else():
+                m.d.sync += tile_cyc.eq(tile_cyc + 1)
+
+        # Control flags registered to line up with the memories' read data.
+        iv, ifirst, idbl, ilast = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [iv.eq(issue), ifirst.eq((p == 0) & (j == 0)),
+                     idbl.eq((p != 0) & (j == 0)), ilast.eq(end_p & end_j)]
+
+        # --- the array ---
+        m.submodules.array = array = MacArray(
+            rows=R, cols=cfg.cols, abits=cfg.max_abits, acc_bits=w.acc_bits,
+            wbits=1 if serial else cfg.max_wbits)
+        m.d.comb += [array.valid.eq(iv), array.first.eq(ifirst), array.dbl.eq(idbl),
+                     array.last.eq(ilast), array.w.eq(self.w_data), array.x.eq(self.x_data)]
+
+        # --- drain: shadow register, one row per cycle ---
+        shadow = Signal(data.ArrayLayout(w.acc_bits, R))
+        draining = Signal()
+        drain_left = Signal(range(R + 1))      # rows of this tile still to emit
+        rows_left = Signal(range(cfg.max_m + 1))
+        row = Signal(range(max(cfg.max_m, 2)))
+        with m.If(self.start):
+            m.d.sync += [rows_left.eq(self.m_run), row.eq(0), draining.eq(0)]
+        with m.Else():
+            with m.If(draining):
+                m.d.sync += [shadow.eq(Cat(shadow.as_value()[w.acc_bits:], 0)),
+                             row.eq(row + 1), drain_left.eq(drain_left - 1)]
+                with m.If(drain_left == 1):
+                    m.d.sync += draining.eq(0)
+            with m.If(array.done):
+                n_rows = Mux(rows_left >= R, R, rows_left)
+                m.d.sync += [shadow.eq(array.acc), draining.eq(1), drain_left.eq(n_rows),
+                             rows_left.eq(rows_left - n_rows)]
+
+        # --- D = 2P - Q, then raw output or requantisation ---
+        d = Signal(signed(w.d_bits))
+        dv = Signal()
+        m.d.sync += [d.eq((shadow[0] << 1) - q), dv.eq(draining & ~self.start)]
+        m.d.comb += self.t_addr.eq(tab_base + row)
+
+        m.submodules.requant = rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits,
+                                            v_bits=w.v_bits, round_bits=w.round_bits)
+        raw = mode == MODE_RAW
+        m.d.comb += [
+            rq.valid.eq(dv & ~raw), rq.d.eq(d), rq.m.eq(self.t_m), rq.b.eq(self.t_b),
+            rq.shift.eq(shift), rq.a_in.eq(a_in), rq.a_out.eq(a_out),
+            rq.final.eq(mode == MODE_FINAL),
+        ]
+        with m.If(raw):
+            m.d.comb += [self.o_valid.eq(dv), self.o_value.eq(d)]
+        with m.Else():
+            m.d.comb += [self.o_valid.eq(rq.o_valid), self.o_value.eq(rq.o_value)]
+
+        # --- completion ---
+        out_count = Signal(range(cfg.max_m + 1))
+        running = Signal()
+        last_out = self.o_valid & (out_count == m_run - 1)
+        with m.If(self.start):
+            m.d.sync += [out_count.eq(0), running.eq(1)]
+        with m.Elif(self.o_valid):
+            m.d.sync += out_count.eq(out_count + 1)
+            with m.If(last_out):
+                m.d.sync += running.eq(0)
+        m.d.comb += [self.done.eq(running & last_out), self.busy.eq(running)]
+        return m

@@ -1,0 +1,134 @@
+"""Stream plumbing: the 32-bit word stream of the protocol and AXI width adapters.
+
+Inside the core every frame is a stream of 32-bit words with a ``last`` flag
+(``WORD_STREAM``). The AXI4-Stream ports may be 8, 16 or 32 bits wide; narrower beats carry
+each word least significant byte first (docs/protocol.md section 1).
+
+``stream_put`` / ``stream_get`` are the testbench helpers for these interfaces (in the
+style Glasgow keeps next to its gateware); the unit tests reuse them.
+"""
+
+from amaranth import Module, Signal, Cat, Const, Mux
+from amaranth.lib import wiring, data, stream
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["word_layout", "WORD_STREAM", "beat_stream", "WidthUp", "WidthDown",
+           "stream_put", "stream_get"]
+
+
+def word_layout(width=32):
+    return data.StructLayout({"data": width, "last": 1})
+
+
+WORD_STREAM = stream.Signature(word_layout(32))
+
+
+def beat_stream(width):
+    """Stream signature of one AXI beat of ``width`` bits with tlast."""
+    return stream.Signature(word_layout(width))
+
+
+class WidthUp(wiring.Component):
+    """Pack ``width``-bit beats into 32-bit words (LSB first); tlast ends a word early.
+
+    Members
+    -------
+    i : In(beat_stream(width))
+    o : Out(WORD_STREAM)
+    """
+
+    def __init__(self, *, width):
+        if width not in (8, 16, 32):
+            raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
+        self._width = width
+        super().__init__({"i": In(beat_stream(width)), "o": Out(WORD_STREAM)})
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._width
+        if w == 32:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        n = 32 // w
+        buf = Signal(32 - w)
+        count = Signal(range(n))
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            # Lanes above `count` of `buf` are zero, so a short (tlast) word is zero-padded.
+            word = Signal(32)
+            m.d.comb += word.eq(Cat(buf, Const(0, w)) | (self.i.payload.data << (count * w)))
+            with m.If((count == n - 1) | self.i.payload.last):
+                m.d.sync += [
+                    self.o.payload.data.eq(word),
+                    self.o.payload.last.eq(self.i.payload.last),
+                    self.o.valid.eq(1),
+                    count.eq(0),
+                    buf.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += [buf.eq(word[:32 - w]), count.eq(count + 1)]
+        return m
+
+
+class WidthDown(wiring.Component):
+    """Split 32-bit words into ``width``-bit beats (LSB first); tlast on the last beat.
+
+    The output is driven from registers only, so it follows the AXI4-Stream rule: once
+    ``valid`` rises, ``valid``, ``data`` and ``last`` hold until the beat transfers.
+
+    Members
+    -------
+    i : In(WORD_STREAM)
+    o : Out(beat_stream(width))
+    """
+
+    def __init__(self, *, width):
+        if width not in (8, 16, 32):
+            raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
+        self._width = width
+        super().__init__({"i": In(WORD_STREAM), "o": Out(beat_stream(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._width
+        if w == 32:
+            wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
+            return m
+        n = 32 // w
+        word = Signal(32)
+        last = Signal()
+        busy = Signal()
+        count = Signal(range(n))
+        final = count == n - 1
+        m.d.comb += [
+            self.o.valid.eq(busy),
+            self.o.payload.data.eq(word.word_select(count, w)),
+            self.o.payload.last.eq(last & final),
+            self.i.ready.eq(~busy | (self.o.ready & final)),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += count.eq(Mux(final, 0, count + 1))
+            with m.If(final):
+                m.d.sync += busy.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [word.eq(self.i.payload.data), last.eq(self.i.payload.last),
+                         busy.eq(1), count.eq(0)]
+        return m
+
+
+async def stream_put(ctx, s, payload):
+    """Testbench: drive one transfer into stream ``s`` (valid never waits for ready)."""
+    ctx.set(s.valid, 1)
+    ctx.set(s.payload, payload)
+    await ctx.tick().until(s.ready)
+    ctx.set(s.valid, 0)
+
+
+async def stream_get(ctx, s):
+    """Testbench: take one transfer from stream ``s`` and return its payload."""
+    ctx.set(s.ready, 1)
+    payload, = await ctx.tick().sample(s.payload).until(s.valid)
+    ctx.set(s.ready, 0)
+    return payload
