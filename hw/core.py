@@ -1,0 +1,651 @@
+"""The anyprec core: command controller, memories and the layer engine.
+
+One frame is handled at a time (docs/protocol.md). ``RxFramer`` reports header, payload
+words and the framing/CRC verdict; the controller parses payload words as they arrive
+but changes no state until the frame has passed every check (protocol section 3), then
+commits in its EXEC states. MATVEC and INFER start the layer engine and the response
+together: results stream out of a FIFO while later rows are still being computed.
+
+Memories:
+
+=============  ===============================  ==========================================
+name           words x bits                     use
+=============  ===============================  ==========================================
+``wmem``       depth x (R*C, or R*C*N)          weight bit-planes (block RAM)
+``act0/1``     ceil(max(M,K)/C) x (C*A)         ping-pong activation buffers
+``tab``        layers*N*max_m x 48              requantisation m (16) and b (32)
+``stage``      max_m x 48                       LOAD_REQUANT staging (copied after CRC)
+``shifts``     layers*N x 6                     requantisation shifts
+``fifo``       max_m x 32                       results awaiting the response writer
+=============  ===============================  ==========================================
+
+Per-layer descriptors (sizes, base address, planes loaded, run precision...) are small
+register files read combinationally; layer slots are few.
+"""
+
+from amaranth import Module, Signal, Mux, Cat, Const, Array, signed
+from amaranth.lib import wiring, data, stream
+from amaranth.lib.wiring import In, Out
+from amaranth.lib.memory import Memory
+from amaranth.lib.fifo import SyncFIFOBuffered
+
+from ..golden.arith import SHIFT_MAX
+from ..host.protocol import Opcode, Status, VERSION, MAGIC
+from .stream import WORD_STREAM
+from .framing import RxFramer, TxFramer
+from .actbuf import ActWriter
+from .engine import LayerEngine, MODE_RAW, MODE_HIDDEN, MODE_FINAL
+
+__all__ = ["AnyprecCore"]
+
+_TAB = data.StructLayout({"m": signed(16), "b": signed(32)})
+
+# Response payload sources.
+_SRC_NONE, _SRC_INFO, _SRC_SLOTS, _SRC_DATA = range(4)
+
+
+def _ceil_div(value, divisor):
+    """ceil(value / divisor) for a constant divisor (shift when it is a power of two)."""
+    if divisor & (divisor - 1) == 0:
+        return (value + (divisor - 1)) >> (divisor.bit_length() - 1)
+    # Only configuration commands use this; it never sits in the datapath.
+    return (value + (divisor - 1)) // divisor
+
+
+class AnyprecCore(wiring.Component):
+    """Frame-level accelerator core on 32-bit word streams.
+
+    Parameters
+    ----------
+    cfg : AnyprecConfig
+
+    Members
+    -------
+    i : In(WORD_STREAM)
+        Request words (host -> device), ``last`` on the final word of a frame.
+    o : Out(WORD_STREAM)
+        Response words, driven from registers.
+    """
+
+    i: In(WORD_STREAM)
+    o: Out(WORD_STREAM)
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+        super().__init__()
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        L, N, A, R, C = cfg.layers, cfg.max_wbits, cfg.max_abits, cfg.rows, cfg.cols
+        EPW, WPW = cfg.elems_per_word, cfg.words_per_slice
+        wd = cfg.widths
+        serial = cfg.design == "serial"
+        depth = cfg.depth_words
+        aw = max(depth - 1, 1).bit_length()
+        tab_depth = L * N * cfg.max_m
+        LW = max(L, 2)   # layer-index signals: range(1) would be zero bits wide
+
+        # ------------------------------------------------------------- memories
+        m.submodules.wmem = wmem = Memory(shape=cfg.word_bits, depth=depth, init=[])
+        wmem_w = wmem.write_port(granularity=None if serial else cfg.slice_bits)
+        wmem_r = wmem.read_port(domain="sync")
+        acts = []
+        for b in range(2):
+            mem = Memory(shape=C * A, depth=max(cfg.act_depth, 2), init=[])
+            m.submodules[f"act{b}"] = mem
+            acts.append((mem.write_port(), mem.read_port(domain="sync")))
+        m.submodules.tab = tab = Memory(shape=_TAB, depth=tab_depth, init=[])
+        tab_w, tab_r = tab.write_port(), tab.read_port(domain="sync")
+        m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
+        stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
+        m.submodules.shifts = shifts = Memory(shape=range(SHIFT_MAX + 1), depth=L * N,
+                                              init=[])
+        shifts_w, shifts_r = shifts.write_port(), shifts.read_port(domain="sync")
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=32, depth=max(cfg.max_m, 2))
+
+        # ------------------------------------------------------------- descriptors
+        def field(name, shape):
+            return Array(Signal(shape, name=f"{name}_{i}") for i in range(LW))
+        f_cfg = field("configured", 1)
+        f_ms = field("m_s", range(cfg.max_m + 1))
+        f_ks = field("k_s", range(cfg.max_k + 1))
+        f_base = field("base", aw)
+        f_end = field("end", aw + 1)
+        f_js = field("j_s", range(cfg.chunks_max + 1))
+        f_tj = field("tj", aw + 1)
+        f_pw = field("pw", 16)
+        f_planes = field("planes", range(N + 1))
+        f_mask = field("mask", N)
+        f_wptr = field("wptr", aw + 1)
+        f_wbits = field("wbits", range(N + 1))
+        f_abits = field("abits", range(A + 1))
+        f_mrun = field("m_run", range(cfg.max_m + 1))
+        f_krun = field("k_run", range(cfg.max_k + 1))
+        f_trun = field("t_run", range(cfg.tiles_max + 1))
+        f_jrun = field("j_run", range(cfg.chunks_max + 1))
+
+        # ------------------------------------------------------------- submodules
+        m.submodules.rxf = rxf = RxFramer()
+        m.submodules.txf = txf = TxFramer()
+        wiring.connect(m, wiring.flipped(self.i), rxf.i)
+        wiring.connect(m, txf.o, wiring.flipped(self.o))
+        m.submodules.writer = writer = ActWriter(
+            cols=C, abits=A, depth=max(cfg.act_depth, 2), sum_bits=wd.sx_bits)
+        m.submodules.engine = eng = LayerEngine(cfg)
+
+        wr_sel = Signal()   # activation buffer the writer fills
+        rd_sel = Signal()   # activation buffer the engine reads
+        for b, (wp, rp) in enumerate(acts):
+            m.d.comb += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
+                         wp.en.eq(writer.wr_en & (wr_sel == b)), rp.addr.eq(eng.x_addr)]
+        m.d.comb += eng.x_data.eq(Mux(rd_sel, acts[1][1].data, acts[0][1].data))
+        m.d.comb += wmem_r.addr.eq(eng.w_addr)
+        if serial:
+            m.d.comb += eng.w_data.eq(wmem_r.data)
+        else:
+            # Memory word = N slices, slice p holding plane p (bit r*C+c); the array wants
+            # cell (r, c) as an N-bit code at bits [(r*C+c)*N, +N), plane 0 its MSB.
+            S = cfg.slice_bits
+            m.d.comb += eng.w_data.eq(Cat(*[wmem_r.data[p * S + cell]
+                                            for cell in range(S)
+                                            for p in reversed(range(N))]))
+        m.d.comb += [tab_r.addr.eq(eng.t_addr), eng.t_m.eq(tab_r.data.m),
+                     eng.t_b.eq(tab_r.data.b)]
+
+        # ------------------------------------------------------------- frame state
+        op = Signal(8)
+        tag = Signal(8)
+        err = Signal(8)            # first command-check failure, 0 if none
+        err_arg = Signal(8)
+        w1 = Signal(32)
+        w2 = Signal(32)
+        w3 = Signal(32)
+        word = rxf.word
+        length = rxf.length
+
+        fail_code = Signal(8)      # raised combinationally by the checks below
+        fail_arg = Signal(8)
+        with m.If((fail_code != 0) & (err == 0)):
+            m.d.sync += [err.eq(fail_code), err_arg.eq(fail_arg)]
+
+        def fail(code, arg=0):
+            m.d.comb += [fail_code.eq(code), fail_arg.eq(arg)]
+
+        # ------------------------------------------------------------- header checks
+        with m.If(rxf.hdr):
+            hop = word[0:8]
+            hlen = word[16:32]
+            m.d.sync += [op.eq(hop), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0),
+                         w1.eq(0), w2.eq(0), w3.eq(0)]
+            bad_len = Signal()
+            known = Signal()
+            with m.Switch(hop):
+                with m.Case(Opcode.INFO, Opcode.STATUS):
+                    m.d.comb += [known.eq(1), bad_len.eq(hlen != 0)]
+                with m.Case(Opcode.SET_LAYER):
+                    m.d.comb += [known.eq(1), bad_len.eq(hlen != 3)]
+                with m.Case(Opcode.SET_RUN):
+                    m.d.comb += [known.eq(1), bad_len.eq(hlen != 2)]
+                with m.Case(Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC,
+                            Opcode.INFER):
+                    m.d.comb += [known.eq(1), bad_len.eq(hlen == 0)]
+            # `err` is being cleared this cycle, so write the verdict directly.
+            with m.If(~known):
+                m.d.sync += err.eq(Status.BAD_OPCODE)
+            with m.Elif(bad_len):
+                m.d.sync += err.eq(Status.BAD_LENGTH)
+
+        # ------------------------------------------------------------- payload: word 1
+        l1 = word[0:8]
+        b1 = word[8:16]
+        c1 = word[16:24]
+        lsel = Signal(range(LW))
+        m.d.comb += lsel.eq(Mux(l1 < L, l1, 0))
+
+        # LOAD_PLANE state
+        pl_ok = Signal()
+        pl_layer = Signal(range(LW))
+        pl_plane = Signal(range(N))
+        wp_addr = Signal(aw + 1)
+        slice_buf = Signal(32 * max(WPW - 1, 1))
+        slice_cnt = Signal(range(max(WPW, 2)))
+        # LOAD_REQUANT state
+        rq_ok = Signal()
+        rq_idx = Signal(range(cfg.max_m + 1))
+        rq_hi = Signal()           # 0: next word is m, 1: next word is b
+        rq_m = Signal(16)
+        # activation input state (MATVEC / INFER)
+        x_ok = Signal()
+        x_word = Signal(32)
+        x_busy = Signal()
+        x_lane = Signal(range(EPW))
+        x_idx = Signal(16)
+        x_k = Signal(range(cfg.max_k + 1))
+        x_bits = Signal(range(A + 1))
+        x_arg = Signal(8)
+
+        first = rxf.pay & (rxf.idx == 1)
+        with m.If(rxf.pay):
+            with m.Switch(rxf.idx):
+                with m.Case(1):
+                    m.d.sync += w1.eq(word)
+                with m.Case(2):
+                    m.d.sync += w2.eq(word)
+                with m.Case(3):
+                    m.d.sync += w3.eq(word)
+
+        with m.If(rxf.hdr):
+            m.d.sync += [pl_ok.eq(0), rq_ok.eq(0), x_ok.eq(0), slice_cnt.eq(0),
+                         rq_idx.eq(0), rq_hi.eq(0), x_idx.eq(0)]
+
+        with m.If(first & (err == 0)):
+            with m.Switch(op):
+                with m.Case(Opcode.LOAD_PLANE):
+                    with m.If((l1 >= L) | (b1 >= N)):
+                        fail(Status.RANGE, l1)
+                    with m.Elif(~f_cfg[lsel]):
+                        fail(Status.NOT_READY, l1)
+                    with m.Elif(length != f_pw[lsel] + 1):
+                        fail(Status.BAD_LENGTH, l1)
+                    with m.Elif(b1 != f_planes[lsel]):
+                        fail(Status.ORDER, l1)
+                    with m.Else():
+                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
+                                     wp_addr.eq(f_wptr[lsel] if serial else f_base[lsel])]
+                with m.Case(Opcode.LOAD_REQUANT):
+                    with m.If((l1 >= L) | (b1 == 0) | (b1 > N) | (c1 > SHIFT_MAX)):
+                        fail(Status.RANGE, l1)
+                    with m.Elif(~f_cfg[lsel]):
+                        fail(Status.NOT_READY, l1)
+                    with m.Elif(length != (f_ms[lsel] << 1) + 1):
+                        fail(Status.BAD_LENGTH, l1)
+                    with m.Else():
+                        m.d.sync += rq_ok.eq(1)
+                with m.Case(Opcode.MATVEC):
+                    bad_k = (b1 == 0) | (b1 > N) | (Const(0) if serial else (b1 != N))
+                    with m.If(l1 >= L):
+                        fail(Status.RANGE, l1)
+                    with m.Elif(~f_cfg[lsel]):
+                        fail(Status.NOT_READY, l1)
+                    with m.Elif(length != _ceil_div(f_krun[lsel], EPW) + 1):
+                        fail(Status.BAD_LENGTH, l1)
+                    with m.Elif(bad_k | (c1 == 0) | (c1 > A)):
+                        fail(Status.RANGE, l1)
+                    with m.Else():
+                        m.d.sync += [x_ok.eq(1), x_k.eq(f_krun[lsel]), x_bits.eq(c1),
+                                     x_arg.eq(l1)]
+                with m.Case(Opcode.INFER):
+                    with m.If((l1 == 0) | (l1 > L)):
+                        fail(Status.RANGE, 0)
+                    with m.Elif(~f_cfg[0]):
+                        fail(Status.NOT_READY, 0)
+                    with m.Elif(length != _ceil_div(f_krun[0], EPW) + 1):
+                        fail(Status.BAD_LENGTH, 0)
+                    with m.Else():
+                        m.d.sync += [x_ok.eq(1), x_k.eq(f_krun[0]), x_bits.eq(f_abits[0]),
+                                     x_arg.eq(0)]
+
+        # ------------------------------------------------------------- payload: data
+        data_word = rxf.pay & (rxf.idx >= 2)
+        # Plane slices -> weight memory, only for a frame that passed its word-1 checks.
+        with m.If(data_word & (op == Opcode.LOAD_PLANE) & pl_ok):
+            full = Signal(32 * WPW)
+            m.d.comb += full.eq(Cat(slice_buf, word) if WPW > 1 else word)
+            with m.If(slice_cnt == WPW - 1):
+                sl = full[:cfg.slice_bits]
+                m.d.comb += [wmem_w.addr.eq(wp_addr), wmem_w.data.eq(
+                    sl if serial else Cat(*([sl] * N)))]
+                if serial:
+                    m.d.comb += wmem_w.en.eq(1)
+                else:
+                    m.d.comb += wmem_w.en.eq(1 << pl_plane)
+                m.d.sync += [wp_addr.eq(wp_addr + 1), slice_cnt.eq(0)]
+            with m.Else():
+                if WPW > 1:
+                    m.d.sync += [slice_buf.eq(Cat(slice_buf[32:], word)),
+                                 slice_cnt.eq(slice_cnt + 1)]
+
+        # Requantisation pairs -> staging memory.
+        with m.If(data_word & (op == Opcode.LOAD_REQUANT) & rq_ok):
+            with m.If(~rq_hi):
+                m.d.sync += [rq_m.eq(word[0:16]), rq_hi.eq(1)]
+            with m.Else():
+                m.d.comb += [stage_w.addr.eq(rq_idx), stage_w.data.m.eq(rq_m),
+                             stage_w.data.b.eq(word), stage_w.en.eq(1)]
+                m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1)]
+
+        # Activations: EPW per word, one per cycle into the writer (buffer 0).
+        lane_w = 32 // EPW
+        x_val = Signal(lane_w)
+        m.d.comb += x_val.eq(x_word.word_select(x_lane, lane_w))
+        with m.If(data_word & ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok):
+            m.d.sync += [x_word.eq(word), x_busy.eq(1), x_lane.eq(0)]
+        m.d.comb += rxf.hold.eq(x_busy)
+        x_push = Signal()
+        with m.If(x_busy):
+            m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1)]
+            with m.If(x_lane == EPW - 1):
+                m.d.sync += x_busy.eq(0)
+            with m.If(x_idx < x_k):
+                with m.If((x_val >> x_bits) != 0):
+                    fail(Status.RANGE, x_arg)
+                m.d.comb += x_push.eq(1)
+
+        # ------------------------------------------------------------- response source
+        # A stream of payload words for the TxFramer: status, then by source.
+        src = Signal(2)
+        src_state = Signal(2)       # 0 status, 1 body, 2 cycles, 3 done
+        status_word = Signal(32)
+        src_i = Signal(8)
+        n_data = Signal(16)
+        cycles = Signal(32)
+        comp_done = Signal()
+        st_layer = Signal(range(LW))
+        st_word = Signal(3)
+        info_words = [
+            (MAGIC << 16) | (VERSION << 8) | (0 if serial else 1),
+            R | (C << 16),
+            N | (A << 8) | (L << 16) | (cfg.stream_width << 24),
+            cfg.max_m | (cfg.max_k << 16),
+            depth,
+            wd.acc_bits | (wd.d_bits << 8) | (EPW << 16) | (WPW << 24),
+        ]
+        info_arr = Array(Const(v, 32) for v in info_words)
+        slot_val = Signal(32)
+        with m.Switch(st_word):
+            with m.Case(0):
+                m.d.comb += slot_val.eq(Mux(f_cfg[st_layer],
+                                            f_ms[st_layer] | (f_ks[st_layer] << 16), 0))
+            with m.Case(1):
+                m.d.comb += slot_val.eq(f_base[st_layer])
+            with m.Case(2):
+                m.d.comb += slot_val.eq(f_planes[st_layer] | (f_mask[st_layer] << 16))
+            with m.Case(3):
+                m.d.comb += slot_val.eq(f_wbits[st_layer] | (f_abits[st_layer] << 8))
+            with m.Default():
+                m.d.comb += slot_val.eq(f_mrun[st_layer] | (f_krun[st_layer] << 16))
+
+        s_valid = txf.i.valid
+        s_data = txf.i.payload
+        s_take = txf.i.valid & txf.i.ready
+        with m.Switch(src_state):
+            with m.Case(0):
+                m.d.comb += [s_valid.eq(1), s_data.eq(status_word)]
+                with m.If(s_take):
+                    m.d.sync += [src_i.eq(0), st_layer.eq(0), st_word.eq(0),
+                                 src_state.eq(Mux(src == _SRC_NONE, 3, 1))]
+            with m.Case(1):
+                with m.Switch(src):
+                    with m.Case(_SRC_INFO):
+                        m.d.comb += [s_valid.eq(1), s_data.eq(info_arr[src_i])]
+                        with m.If(s_take):
+                            m.d.sync += src_i.eq(src_i + 1)
+                            with m.If(src_i == len(info_words) - 1):
+                                m.d.sync += src_state.eq(3)
+                    with m.Case(_SRC_SLOTS):
+                        m.d.comb += [s_valid.eq(1), s_data.eq(slot_val)]
+                        with m.If(s_take):
+                            m.d.sync += st_word.eq(st_word + 1)
+                            with m.If(st_word == 4):
+                                m.d.sync += [st_word.eq(0), st_layer.eq(st_layer + 1)]
+                                with m.If(st_layer == L - 1):
+                                    m.d.sync += src_state.eq(3)
+                    with m.Case(_SRC_DATA):
+                        with m.If(n_data == 0):
+                            m.d.sync += src_state.eq(2)
+                        with m.Else():
+                            m.d.comb += [s_valid.eq(fifo.r_rdy), s_data.eq(fifo.r_data),
+                                         fifo.r_en.eq(s_take)]
+                            with m.If(s_take):
+                                m.d.sync += n_data.eq(n_data - 1)
+            with m.Case(2):
+                m.d.comb += [s_valid.eq(comp_done), s_data.eq(cycles)]
+                with m.If(s_take):
+                    m.d.sync += src_state.eq(3)
+
+        # ------------------------------------------------------------- compute
+        cmp_go = Signal()
+        cmp_infer = Signal()
+        cmp_n = Signal(range(L + 1))
+        cmp_l = Signal(range(L + 1))
+        cmp_k = Signal(range(N + 1))
+        cmp_layer = Signal(range(LW))
+        sx = Array(Signal(wd.sx_bits, name=f"sx{b}") for b in range(2))
+        counting = Signal()
+        with m.If(counting):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        cur = Signal(range(LW))
+        nxt = Signal(range(LW))
+        cur_k = Signal(range(N + 1))
+        last_layer = Signal()
+        m.d.comb += [
+            cur.eq(Mux(cmp_infer, cmp_l, cmp_layer)),
+            nxt.eq(Mux(cmp_l + 1 < L, cmp_l + 1, 0)),
+            cur_k.eq(Mux(cmp_infer, f_wbits[cur], cmp_k)),
+            last_layer.eq(~cmp_infer | (cmp_l == cmp_n - 1)),
+            shifts_r.addr.eq(cur * N + cur_k - 1),
+            rd_sel.eq(cmp_infer & cmp_l[0]),
+        ]
+        hidden = cmp_infer & ~last_layer
+        src_sx = Signal(wd.sx_bits)
+        m.d.comb += src_sx.eq(sx[rd_sel])
+        m.d.comb += [
+            eng.base.eq(f_base[cur]), eng.tj.eq(f_tj[cur]), eng.j_s.eq(f_js[cur]),
+            eng.t_run.eq(f_trun[cur]), eng.j_run.eq(f_jrun[cur]), eng.m_run.eq(f_mrun[cur]),
+            eng.k.eq(cur_k),
+            eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_layer, MODE_FINAL, MODE_HIDDEN))),
+            eng.q.eq((src_sx << cur_k) - src_sx),
+            eng.shift.eq(shifts_r.data), eng.a_in.eq(f_abits[cur]),
+            eng.a_out.eq(f_abits[nxt]),
+            eng.tab_base.eq((cur * N + cur_k - 1) * cfg.max_m),
+            fifo.w_data.eq(eng.o_value), fifo.w_en.eq(eng.o_valid & ~hidden),
+        ]
+
+        # The writer is shared: host activations while receiving, hidden layers while
+        # computing (never both).
+        w_start_rx = Signal()
+        w_flush_rx = Signal()
+        with m.FSM(name="compute"):
+            with m.State("IDLE"):
+                m.d.comb += [writer.start.eq(w_start_rx), writer.flush.eq(w_flush_rx),
+                             writer.valid.eq(x_push), writer.value.eq(x_val)]
+                with m.If(cmp_go):
+                    m.d.sync += [cmp_l.eq(0), cycles.eq(0), counting.eq(1),
+                                 comp_done.eq(0)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                # Shift memory read data (addressed from `cur`) arrives next cycle.
+                m.d.sync += wr_sel.eq(~rd_sel)
+                m.next = "START"
+            with m.State("START"):
+                m.d.comb += [eng.start.eq(1), writer.start.eq(hidden)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(hidden):
+                    m.d.comb += [writer.valid.eq(eng.o_valid), writer.value.eq(eng.o_value)]
+                with m.If(eng.done):
+                    with m.If(hidden):
+                        m.next = "FLUSH"
+                    with m.Else():
+                        m.d.sync += [counting.eq(0), comp_done.eq(1), wr_sel.eq(0)]
+                        m.next = "IDLE"
+            with m.State("FLUSH"):
+                m.d.comb += writer.flush.eq(1)
+                m.next = "NEXT"
+            with m.State("NEXT"):
+                m.d.sync += [sx[~rd_sel].eq(writer.sum), cmp_l.eq(cmp_l + 1)]
+                m.next = "SETUP"
+
+        # ------------------------------------------------------------- controller
+        new_m = w2[0:16]
+        new_k = w2[16:32]
+        e_layer = Signal(range(LW))
+        m.d.comb += e_layer.eq(Mux(w1[0:8] < L, w1[0:8], 0))
+        t_new = Signal(16)
+        j_new = Signal(16)
+        m.d.comb += [t_new.eq(_ceil_div(new_m, R)), j_new.eq(_ceil_div(new_k, C))]
+        tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
+        mul_i = Signal(16)
+        span = Signal(aw + 21)
+        m.d.comb += span.eq(tj_acc * (N if serial else 1))
+        new_end = Signal(34)
+        m.d.comb += new_end.eq(w3 + span)
+        loop_i = Signal(range(max(L, cfg.max_m) + 2))
+        cp_base = Signal(range(max(tab_depth, 2)))
+        resp_len = Signal(16)
+
+        def respond(status, arg=0, source=_SRC_NONE, length=1, n=0):
+            m.d.sync += [status_word.eq(status | (arg << 8)), src.eq(source),
+                         resp_len.eq(length), n_data.eq(n), src_state.eq(0)]
+            m.next = "RESPOND"
+
+        with m.FSM(name="ctrl"):
+            with m.State("FRAME"):
+                # Receiving; host activations go to buffer 0 (wr_sel is 0 between runs).
+                with m.If(rxf.hdr):
+                    m.d.comb += w_start_rx.eq(1)
+                with m.If(rxf.end):
+                    m.next = "WAITX"
+            with m.State("WAITX"):
+                with m.If(~x_busy):
+                    m.d.comb += w_flush_rx.eq(1)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(rxf.verdict != Status.OK):
+                    respond(rxf.verdict)
+                with m.Elif(err != 0):
+                    respond(err, err_arg)
+                with m.Else():
+                    with m.Switch(op):
+                        with m.Case(Opcode.INFO):
+                            respond(Status.OK, source=_SRC_INFO, length=1 + len(info_words))
+                        with m.Case(Opcode.STATUS):
+                            respond(Status.OK, source=_SRC_SLOTS, length=1 + 5 * L)
+                        with m.Case(Opcode.SET_LAYER):
+                            bad = ((w1[0:8] >= L) | (new_m == 0) | (new_m > cfg.max_m) |
+                                   (new_k == 0) | (new_k > cfg.max_k))
+                            with m.If(bad):
+                                respond(Status.RANGE, w1[0:8])
+                            with m.Else():
+                                m.d.sync += [tj_acc.eq(0), mul_i.eq(0)]
+                                m.next = "SL_MUL"
+                        with m.Case(Opcode.LOAD_PLANE):
+                            m.d.sync += [f_planes[pl_layer].eq(f_planes[pl_layer] + 1)]
+                            if serial:
+                                m.d.sync += f_wptr[pl_layer].eq(wp_addr)
+                            respond(Status.OK)
+                        with m.Case(Opcode.LOAD_REQUANT):
+                            m.d.sync += [loop_i.eq(0),
+                                         cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.max_m)]
+                            m.next = "RQ_COPY"
+                        with m.Case(Opcode.SET_RUN):
+                            wb, ab = w1[8:16], w1[16:24]
+                            bad_w = (wb == 0) | (wb > N) | (Const(0) if serial else (wb != N))
+                            with m.If((w1[0:8] >= L) | bad_w | (ab == 0) | (ab > A)):
+                                respond(Status.RANGE, w1[0:8])
+                            with m.Elif(~f_cfg[e_layer]):
+                                respond(Status.NOT_READY, e_layer)
+                            with m.Elif((new_m == 0) | (new_m > f_ms[e_layer]) |
+                                        (new_k == 0) | (new_k > f_ks[e_layer])):
+                                respond(Status.RANGE, e_layer)
+                            with m.Else():
+                                m.d.sync += [f_wbits[e_layer].eq(wb), f_abits[e_layer].eq(ab),
+                                             f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
+                                             f_trun[e_layer].eq(t_new), f_jrun[e_layer].eq(j_new)]
+                                respond(Status.OK)
+                        with m.Case(Opcode.MATVEC):
+                            k = w1[8:16]
+                            with m.If(f_planes[e_layer] < k):
+                                respond(Status.NOT_READY, e_layer)
+                            with m.Else():
+                                m.d.sync += [cmp_infer.eq(0), cmp_layer.eq(e_layer),
+                                             cmp_k.eq(k), sx[0].eq(writer.sum)]
+                                m.d.comb += cmp_go.eq(1)
+                                respond(Status.OK, source=_SRC_DATA,
+                                        length=2 + f_mrun[e_layer], n=f_mrun[e_layer])
+                        with m.Case(Opcode.INFER):
+                            m.d.sync += [loop_i.eq(0), sx[0].eq(writer.sum)]
+                            m.next = "IN_CHECK"
+
+            # SET_LAYER: T*J, bounds, overlap, commit.
+            with m.State("SL_MUL"):
+                with m.If(mul_i == t_new):
+                    m.next = "SL_BOUND"
+                with m.Else():
+                    m.d.sync += [tj_acc.eq(tj_acc + j_new), mul_i.eq(mul_i + 1)]
+            with m.State("SL_BOUND"):
+                with m.If(new_end > depth):
+                    respond(Status.RANGE, e_layer)
+                with m.Else():
+                    m.d.sync += loop_i.eq(0)
+                    m.next = "SL_OVERLAP"
+            with m.State("SL_OVERLAP"):
+                li = Signal(range(LW))
+                m.d.comb += li.eq(loop_i)
+                with m.If(loop_i == L):
+                    m.d.sync += [
+                        f_cfg[e_layer].eq(1), f_ms[e_layer].eq(new_m), f_ks[e_layer].eq(new_k),
+                        f_base[e_layer].eq(w3), f_end[e_layer].eq(new_end),
+                        f_js[e_layer].eq(j_new), f_tj[e_layer].eq(tj_acc),
+                        f_pw[e_layer].eq(tj_acc * WPW), f_planes[e_layer].eq(0),
+                        f_mask[e_layer].eq(0), f_wptr[e_layer].eq(w3),
+                        f_wbits[e_layer].eq(N), f_abits[e_layer].eq(A),
+                        f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
+                        f_trun[e_layer].eq(t_new), f_jrun[e_layer].eq(j_new),
+                    ]
+                    respond(Status.OK)
+                with m.Elif((li != e_layer) & f_cfg[li] & (w3 < f_end[li]) &
+                            (f_base[li] < new_end)):
+                    respond(Status.CONFLICT, e_layer)
+                with m.Else():
+                    m.d.sync += loop_i.eq(loop_i + 1)
+
+            # LOAD_REQUANT: copy the staged table (read latency 1), then mark it loaded.
+            with m.State("RQ_COPY"):
+                m.d.comb += stage_r.addr.eq(loop_i)
+                m.d.sync += loop_i.eq(loop_i + 1)
+                with m.If(loop_i != 0):
+                    m.d.comb += [tab_w.addr.eq(cp_base + loop_i - 1),
+                                 tab_w.data.eq(stage_r.data), tab_w.en.eq(1)]
+                with m.If(loop_i == f_ms[e_layer]):
+                    kk = (w1[8:16] - 1)[:8]
+                    m.d.sync += f_mask[e_layer].eq(f_mask[e_layer] | (1 << kk))
+                    m.d.comb += [shifts_w.addr.eq(e_layer * N + kk),
+                                 shifts_w.data.eq(w1[16:24]), shifts_w.en.eq(1)]
+                    respond(Status.OK)
+
+            # INFER: every layer ready and the sizes chain, then run.
+            with m.State("IN_CHECK"):
+                li = Signal(range(LW))
+                m.d.comb += li.eq(loop_i)
+                n = w1[0:8]
+                wb = f_wbits[li]
+                with m.If(loop_i == n):
+                    m.d.sync += [cmp_infer.eq(1), cmp_n.eq(n)]
+                    m.d.comb += cmp_go.eq(1)
+                    last_i = Signal(range(LW))
+                    m.d.comb += last_i.eq(n - 1)
+                    respond(Status.OK, source=_SRC_DATA, length=2 + f_mrun[last_i],
+                            n=f_mrun[last_i])
+                with m.Elif(~f_cfg[li] | (f_planes[li] < wb) | ~(f_mask[li] >> (wb - 1)[:len(wb)])[0]):
+                    respond(Status.NOT_READY, li)
+                with m.Elif((loop_i + 1 < n) & (f_mrun[li] != f_krun[(li + 1)[:len(li)]])):
+                    respond(Status.CONFLICT, li)
+                with m.Else():
+                    m.d.sync += loop_i.eq(loop_i + 1)
+
+            with m.State("RESPOND"):
+                m.d.comb += [txf.go.eq(1), txf.op.eq(op), txf.tag.eq(tag),
+                             txf.length.eq(resp_len)]
+                m.next = "SENDING"
+            with m.State("SENDING"):
+                with m.If(~txf.busy & (src_state == 3)):
+                    m.d.comb += rxf.release.eq(1)
+                    m.next = "FRAME"
+        return m

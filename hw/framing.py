@@ -1,0 +1,185 @@
+"""Frame receive and transmit (docs/protocol.md sections 2 and 3).
+
+``RxFramer`` splits the request word stream into header, payload and a verdict:
+OK, TRUNCATED (``last`` before the CRC word), OVERSIZE (no ``last`` on the CRC word; the
+rest of the frame is dropped) or BAD_CRC. The controller sees every payload word as it
+arrives but acts on the frame only after ``end``, so a bad frame can be refused whole.
+
+``TxFramer`` wraps a payload stream in a response frame: header, exactly ``length``
+payload words, then the CRC with ``last``. Its output is registered (AXI4-Stream rule:
+``valid`` never waits for ``ready``, and nothing changes while a beat is stalled).
+"""
+
+from amaranth import Module, Signal, Mux
+from amaranth.lib import wiring, stream
+from amaranth.lib.wiring import In, Out
+
+from ..host.protocol import Status
+from .crc import Crc32
+from .stream import WORD_STREAM
+
+__all__ = ["RxFramer", "TxFramer"]
+
+
+class RxFramer(wiring.Component):
+    """Request framing and CRC check.
+
+    Members
+    -------
+    i : In(WORD_STREAM)
+    hold : In(1)
+        The controller cannot take a payload word this cycle.
+    release : In(1)
+        The controller is done with the frame (response sent); accept the next header.
+    hdr : Out(1)
+        Pulse: the header word is on ``word`` this cycle.
+    pay : Out(1)
+        Pulse: payload word number ``idx`` (1-based) is on ``word`` this cycle.
+    word : Out(32)
+        The word being taken (valid with ``hdr`` or ``pay``).
+    idx : Out(16)
+    length : Out(16)
+        Payload length from the header (valid after ``hdr``).
+    end : Out(1)
+        Pulse: the frame is over, ``verdict`` is final.
+    verdict : Out(8)
+        ``Status.OK``, ``TRUNCATED``, ``OVERSIZE`` or ``BAD_CRC``.
+    idle : Out(1)
+        Waiting for a header.
+    """
+    i: In(WORD_STREAM)
+    hold: In(1)
+    release: In(1)
+    hdr: Out(1)
+    pay: Out(1)
+    word: Out(32)
+    idx: Out(16)
+    length: Out(16)
+    end: Out(1)
+    verdict: Out(8)
+    idle: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = Crc32()
+        take = Signal()
+        last = self.i.payload.last
+        data = self.i.payload.data
+        m.d.comb += [take.eq(self.i.valid & self.i.ready), self.word.eq(data),
+                     crc.data.eq(data)]
+
+        with m.FSM():
+            with m.State("HDR"):
+                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1), crc.clear.eq(~take),
+                             crc.en.eq(take), self.hdr.eq(take)]
+                with m.If(take):
+                    hlen = data[16:32]
+                    m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
+                                 self.verdict.eq(Status.OK)]
+                    with m.If(last):
+                        m.d.sync += self.verdict.eq(Status.TRUNCATED)
+                        m.next = "END"
+                    with m.Elif(hlen == 0):
+                        m.next = "CRCW"
+                    with m.Else():
+                        m.next = "PAY"
+            with m.State("PAY"):
+                m.d.comb += [self.i.ready.eq(~self.hold), crc.en.eq(take), self.pay.eq(take)]
+                with m.If(take):
+                    m.d.sync += self.idx.eq(self.idx + 1)
+                    with m.If(last):
+                        m.d.sync += self.verdict.eq(Status.TRUNCATED)
+                        m.next = "END"
+                    with m.Elif(self.idx == self.length):
+                        m.next = "CRCW"
+            with m.State("CRCW"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(take):
+                    with m.If(~last):
+                        m.d.sync += self.verdict.eq(Status.OVERSIZE)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        with m.If(data != crc.value):
+                            m.d.sync += self.verdict.eq(Status.BAD_CRC)
+                        m.next = "END"
+            with m.State("DRAIN"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(take & last):
+                    m.next = "END"
+            with m.State("END"):
+                # Clear here too: the next header may be taken in the first HDR cycle.
+                m.d.comb += [self.end.eq(1), crc.clear.eq(1)]
+                m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += crc.clear.eq(1)
+                with m.If(self.release):
+                    m.next = "HDR"
+        return m
+
+
+class TxFramer(wiring.Component):
+    """Response framing: header, ``length`` payload words from ``i``, CRC.
+
+    Members
+    -------
+    go : In(1)
+        Start a frame; ``op``, ``tag``, ``length`` are sampled in this cycle.
+    op, tag : In(8)
+    length : In(16)
+    i : In(stream.Signature(32))
+        Payload words.
+    o : Out(WORD_STREAM)
+    busy : Out(1)
+        From ``go`` until the CRC word has been accepted downstream... of the register.
+    """
+    go: In(1)
+    op: In(8)
+    tag: In(8)
+    length: In(16)
+    i: In(stream.Signature(32))
+    o: Out(WORD_STREAM)
+    busy: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = Crc32()
+        free = Signal()
+        m.d.comb += free.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        def push(value, last=False, absorb=True):
+            m.d.sync += [self.o.payload.data.eq(value), self.o.payload.last.eq(last),
+                         self.o.valid.eq(1)]
+            if absorb:
+                m.d.comb += [crc.en.eq(1), crc.data.eq(value)]
+
+        left = Signal(16)
+        header = Signal(32)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += crc.clear.eq(1)
+                with m.If(self.go):
+                    m.d.sync += [header.eq(self.op | (self.tag << 8) | (self.length << 16)),
+                                 left.eq(self.length)]
+                    m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(free):
+                    push(header)
+                    m.next = "PAY"
+            with m.State("PAY"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(left == 0):
+                    m.next = "CRC"
+                with m.Else():
+                    m.d.comb += self.i.ready.eq(free)
+                    with m.If(self.i.valid & free):
+                        push(self.i.payload)
+                        m.d.sync += left.eq(left - 1)
+            with m.State("CRC"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(free):
+                    push(crc.value, last=True, absorb=False)
+                    m.next = "IDLE"
+        return m
