@@ -43,12 +43,14 @@ def cache_root():
 
 
 def _source_digest():
+    # Only what shapes the compiled model: the gateware, the constants it imports, and
+    # this file (build flags). The Python side of a job (transports, flows) is not in it.
     h = hashlib.sha256()
-    for d in ("hw", "sim"):
-        for p in sorted((_PKG_ROOT / d).glob("*.py")):
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    for p in ((_PKG_ROOT / "host" / "protocol.py"), (_PKG_ROOT / "golden" / "arith.py")):
+    for p in sorted((_PKG_ROOT / "hw").glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    for p in ((_PKG_ROOT / "host" / "protocol.py"), (_PKG_ROOT / "golden" / "arith.py"),
+              Path(__file__)):
         if p.exists():
             h.update(p.read_bytes())
     return h.hexdigest()
@@ -64,7 +66,11 @@ def _fix_verilator_make():
     """
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        flags += " CFG_CXXFLAGS_PCH_I=-include"
+    # Verilator's default OPT_FAST is -Os; the model's evaluation loop is the hot path.
+    if "OPT_FAST" not in flags:
+        flags += " OPT_FAST=-O2"
+    os.environ["MAKEFLAGS"] = flags.strip()
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,8 @@ def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
             tail.start()
         runner = get_runner(sb.sim)
         env = {"ANYPREC_JOB": str(tdir / "job.json"), "COCOTB_LOG_LEVEL": "WARNING"}
+        if os.environ.get("ANYPREC_PROFILE"):
+            env["ANYPREC_PROFILE"] = os.environ["ANYPREC_PROFILE"]
         try:
             xml = runner.test(test_module="anyprec.sim.tb", testcase="job",
                               hdl_toplevel_lang="verilog",

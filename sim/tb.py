@@ -36,7 +36,7 @@ async def reset(dut):
 
 def make_transport(dut, cfg, kind, **kw):
     if kind == "fast":
-        return FastTransport(dut, cfg.stream_width, **kw)
+        return FastTransport(dut, cfg.stream_width, clock_period_ns=CLOCK_NS, **kw)
     if kind == "axi":
         return AxiTransport(dut, cfg.stream_width, clock_period_ns=CLOCK_NS, **kw)
     raise ValueError(f"unknown transport {kind!r}")
@@ -46,7 +46,8 @@ def make_transport(dut, cfg, kind, **kw):
 async def job(dut):
     spec = json.loads(open(os.environ["ANYPREC_JOB"]).read())
     cfg = AnyprecConfig.from_dict(spec["cfg"])
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    # The GPI (C++) clock: cocotb's default Python clock runs a coroutine on every edge.
+    Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
     await reset(dut)
 
     progress_file = open(spec["progress"], "a", buffering=1)
@@ -64,7 +65,16 @@ async def job(dut):
     module, func = spec["entry"].split(":")
     fn = getattr(importlib.import_module(module), func)
     t0 = time.monotonic()
+    prof = None
+    if os.environ.get("ANYPREC_PROFILE"):
+        # Opt-in profile of the Python side of a job (tooling-speed work).
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     result = await fn(env, **spec["args"])
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(os.environ["ANYPREC_PROFILE"])
     result = dict(result or {})
     result.setdefault("wall_seconds", time.monotonic() - t0)
     if env.arrays_out:

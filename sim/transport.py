@@ -49,8 +49,9 @@ class FastTransport:
         Seed of the harness LFSR (varied per exchange).
     """
 
-    def __init__(self, dut, width, *, gap_rate=0, stall_rate=0, seed=1):
+    def __init__(self, dut, width, *, gap_rate=0, stall_rate=0, seed=1, clock_period_ns=10):
         self.dut = dut
+        self.period = clock_period_ns
         self.width = width
         self.gap_rate = gap_rate
         self.stall_rate = stall_rate
@@ -89,7 +90,8 @@ class FastTransport:
         dut = self.dut
         limit = DEFAULT_TIMEOUT_CYCLES if timeout is None else int(timeout)
         if not int(dut.done.value):
-            await First(RisingEdge(dut.done), ClockCycles(dut.clk, limit))
+            # A Timer, not ClockCycles: ClockCycles runs Python on every clock edge.
+            await First(RisingEdge(dut.done), Timer(limit * self.period, unit="ns"))
         # `done` may fire before the other registers of its clock edge settle.
         await ReadOnly()
         if not int(dut.done.value):

@@ -32,3 +32,57 @@ def parse_bits(text, maximum, name="--bits"):
         if not 1 <= b <= maximum:
             raise PrecisionError(f"{name}: {b} is out of range 1..{maximum}")
     return sorted(out)
+
+
+_CONFIG_FLAGS = [  # (flag, dataclass field, help)
+    ("--rows", "rows", "R, output rows computed in parallel"),
+    ("--cols", "cols", "C, inputs per lane per cycle"),
+    ("--max-wbits", "max_wbits", "N, maximum weight bits"),
+    ("--max-abits", "max_abits", "A, maximum activation bits"),
+    ("--max-m", "max_m", "largest layer output size"),
+    ("--max-k", "max_k", "largest layer input size"),
+    ("--layers", "layers", "layer slots"),
+    ("--depth", "depth", "weight-memory words (default: every slot at maximum size)"),
+    ("--stream-width", "stream_width", "AXI4-Stream data width: 8, 16 or 32"),
+]
+
+
+def add_config_args(parser):
+    """Add the build-configuration flags (defaults: AnyprecConfig's)."""
+    g = parser.add_argument_group("build configuration (defaults: the anyprec defaults)")
+    for flag, field, help in _CONFIG_FLAGS:
+        g.add_argument(flag, dest=f"cfg_{field}", type=int, default=None, metavar="N",
+                       help=help)
+    g.add_argument("--design", dest="cfg_design", choices=("serial", "parallel"),
+                   default=None, help="bit-serial array (default) or the bit-parallel baseline")
+    return g
+
+
+def config_from_args(args, base=None, **overrides):
+    """The AnyprecConfig the flags describe (ConfigError on bad values)."""
+    from ...hw.config import AnyprecConfig
+    base = base or AnyprecConfig()
+    changes = {name[4:]: v for name, v in vars(args).items()
+               if name.startswith("cfg_") and v is not None}
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    return base.replace(**changes) if changes else base
+
+
+def add_sim_args(parser):
+    """--sim and --transport."""
+    parser.add_argument("--sim", choices=("verilator", "icarus"), default=None,
+                        help="simulator (default: $SIM, else verilator)")
+    parser.add_argument("--transport", choices=("fast", "axi"), default="fast",
+                        help="fast: frame buffers in the harness (default); "
+                             "axi: cocotbext-axi AXI-Stream agents")
+
+
+def progress_printer(prefix="anyprec"):
+    """A progress callback that prints to stderr with elapsed time."""
+    import sys
+    import time
+    t0 = time.monotonic()
+
+    def show(msg):
+        print(f"[{prefix} {time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    return show

@@ -1,0 +1,77 @@
+"""anyprec matvec: one raw matrix-vector product on the simulated hardware."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import add_parser, add_config_args, config_from_args, add_sim_args
+from ...golden.errors import AnyprecError, ShapeError
+
+ORDER = 35
+
+
+def register(sub):
+    p = add_parser(sub, "matvec", "one raw matvec D = W_k x on the simulated hardware",
+                   "Load an M x K array of unsigned N-bit weight codes and a K-vector of "
+                   "unsigned a-bit activations, run MATVEC at k-bit weights on the simulated "
+                   "RTL, and print the int32 dot products D (docs/arithmetic.md section 5). "
+                   "Exits 1 if D differs from the golden reference. The build grows max_m / "
+                   "max_k to fit W unless you set them.",
+                   ["anyprec matvec --weights W.npy --x x.npy --wbits 4",
+                    "anyprec matvec --weights W.npy --x x.npy --wbits 1 --abits 4 --json",
+                    "anyprec matvec --weights W.npy --x x.npy --wbits 8 --sim icarus"])
+    p.add_argument("--weights", required=True, metavar="W.npy",
+                   help="M x K unsigned N-bit codes (uint8 for N <= 8)")
+    p.add_argument("--x", required=True, metavar="X.npy", help="K unsigned a-bit integers")
+    p.add_argument("--wbits", type=int, required=True, help="weight precision k")
+    p.add_argument("--abits", type=int, default=None, help="activation precision (default A)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_sim_args(p)
+    add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def load_array(path, what):
+    """np.load with one-line errors for missing, unreadable or pickled files."""
+    p = Path(path)
+    if not p.exists():
+        raise AnyprecError(f"{what} file {p} does not exist")
+    if p.is_dir():
+        raise AnyprecError(f"{what} file {p} is a directory")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        raise AnyprecError(f"{what} file {p} is not a plain .npy array ({e})") from None
+    except (OSError, EOFError) as e:
+        raise AnyprecError(f"{what} file {p} is not a readable .npy file ({e})") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        arr.close()
+        raise AnyprecError(f"{what} file {p} is an .npz archive; give one .npy array")
+    return arr
+
+
+def run(args):
+    from ...sim.verify import matvec, fitting_config
+    w = load_array(args.weights, "weights")
+    x = load_array(args.x, "x")
+    if w.ndim != 2:
+        raise ShapeError(f"weights must be a 2-D M x K array, {args.weights} has shape {w.shape}")
+    cfg = config_from_args(args)
+    if args.cfg_max_m is None and args.cfg_max_k is None:
+        cfg = fitting_config(*w.shape, cfg)
+    r = matvec(w, x, args.wbits, args.abits, cfg=cfg, sim=args.sim, transport=args.transport)
+    keys = ("rows", "cols", "max_wbits", "max_abits", "max_m", "max_k")
+    if args.json:
+        print(json.dumps({"y": r["y"], "cycles": r["cycles"],
+                          "config": {k: r["config"][k] for k in keys},
+                          "wbits": r["wbits"], "abits": r["abits"],
+                          "matches_golden": r["match"], "simulator": r["simulator"],
+                          "tools": r["tools"]}))
+    else:
+        m, k = w.shape
+        print(f"D = W_{r['wbits']} x  ({m} x {k}, wbits {r['wbits']}, abits {r['abits']}) on "
+              f"{r['simulator']}, {r['cycles']} cycles")
+        print("y =", r["y"])
+        print("matches golden" if r["match"] else f"MISMATCH: golden is {r['golden']}")
+    return 0 if r["match"] else 1

@@ -1,0 +1,119 @@
+"""anyprec verify: run the model on the simulated hardware at every precision."""
+
+import json
+import sys
+
+from . import (add_parser, add_config_args, config_from_args, add_sim_args, parse_bits,
+               progress_printer)
+from ...golden.errors import AnyprecError
+
+ORDER = 40
+
+
+def register(sub):
+    p = add_parser(sub, "verify", "run the digits model on the simulated hardware and "
+                   "compare with golden",
+                   "Simulate the generated RTL with cocotb (Verilator or Icarus), run the "
+                   "exported model on the digits test split at each precision through the host "
+                   "driver, and compare every logit with the golden integer reference. Exits 1 "
+                   "if any logit differs.",
+                   ["anyprec verify                       # k = 1..8, whole test split",
+                    "anyprec verify --bits 1,2,4 --samples 100 --sim icarus",
+                    "anyprec verify --bits 8 --mixed 8-2-8 --mixed 4-4-8/8-4-8",
+                    "anyprec verify --json > report.json"])
+    p.add_argument("--model", default=None, metavar="NPZ",
+                   help="exported model (default: the shipped digits checkpoint)")
+    p.add_argument("--bits", default="1-8", help="uniform weight precisions (default 1-8)")
+    p.add_argument("--abits", type=int, default=None,
+                   help="activation precision of every layer (default: the model's A)")
+    p.add_argument("--mixed", action="append", default=[], metavar="W-W-W[/A-A-A]",
+                   help="extra per-layer setting, e.g. 8-2-8 (repeatable)")
+    p.add_argument("--samples", type=int, default=None, help="first N test images (default all)")
+    p.add_argument("--json", action="store_true", help="print the JSON report only")
+    p.add_argument("--plot", default="anyprec-verify.png", metavar="PNG",
+                   help="accuracy and cycles plot (default anyprec-verify.png; 'none' to skip)")
+    add_sim_args(p)
+    add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def table(report):
+    """Readable table of a verify report."""
+    rows = [("wbits", "abits", "hw acc %", "golden acc %", "mismatches", "cycles/inference")]
+    for r in report["results"]:
+        w = r["wbits"] if isinstance(r["wbits"], int) else "-".join(map(str, r["wbits"]))
+        a = r["abits"] if isinstance(r["abits"], int) else "-".join(map(str, r["abits"]))
+        rows.append((str(w), str(a), f"{100 * r['hw_accuracy']:.2f}",
+                     f"{100 * r['golden_accuracy']:.2f}", str(r["mismatches"]),
+                     f"{r['cycles_per_inference']:.0f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows)
+
+
+def plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    uni = [r for r in report["results"] if isinstance(r["wbits"], int)]
+    if not uni:
+        return None
+    ks = [r["wbits"] for r in uni]
+    fig, ax1 = plt.subplots(figsize=(6, 3.6))
+    ax1.plot(ks, [100 * r["hw_accuracy"] for r in uni], "o-", label="hardware accuracy")
+    ax1.plot(ks, [100 * r["golden_accuracy"] for r in uni], "x--", label="golden accuracy")
+    ax1.set_xlabel("weight bits (all layers)")
+    ax1.set_ylabel("test accuracy, %")
+    lo = min(min(100 * r["hw_accuracy"], 100 * r["golden_accuracy"]) for r in uni)
+    ax1.set_ylim(max(0.0, lo - 3.0), 100.5)
+    ax2 = ax1.twinx()
+    ax2.bar(ks, [r["cycles_per_inference"] for r in uni], alpha=0.25, color="gray",
+            label="cycles / inference")
+    ax2.set_ylabel("cycles / inference")
+    ax1.set_zorder(ax2.get_zorder() + 1)
+    ax1.patch.set_visible(False)
+    ax1.legend(loc="lower right")
+    sim = report["simulator"]
+    cfg = report["config"]
+    ax1.set_title(f"anyprec on {sim}: {cfg['rows']}x{cfg['cols']}, "
+                  f"{report['results'][0]['samples']} digits")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise AnyprecError(f"cannot write the plot {path}: {e.strerror}") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def run(args):
+    from ...sim.verify import verify
+    cfg = config_from_args(args)
+    bits = parse_bits(args.bits, cfg.max_wbits) if args.bits else []
+    progress = None if args.json else progress_printer("verify")
+    report = verify(args.model, bits=bits, abits=args.abits, mixed=args.mixed,
+                    samples=args.samples, cfg=cfg, sim=args.sim, transport=args.transport,
+                    progress=progress)
+    bad = sum(r["mismatches"] for r in report["results"])
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        n = report["results"][0]["samples"]
+        print(f"anyprec verify: digits test split ({n} images) on {report['simulator']} "
+              f"({report['transport']} transport), {_describe(report['config'])}")
+        print(table(report))
+        total = n * len(report["results"])
+        if bad:
+            print(f"MISMATCH: {bad} of {total} inferences differ from golden")
+        else:
+            print(f"all {total} inferences match the golden reference bit for bit "
+                  f"(logits and predictions)")
+        if args.plot and args.plot != "none":
+            if plot(report, args.plot):
+                print(f"plot: {args.plot}")
+    return 1 if bad else 0
+
+
+def _describe(cfg):
+    from ...hw.config import AnyprecConfig
+    return AnyprecConfig.from_dict(cfg).describe()

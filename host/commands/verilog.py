@@ -1,0 +1,62 @@
+"""anyprec verilog: write the Verilog of anyprec_top."""
+
+import sys
+from pathlib import Path
+
+from . import add_parser, add_config_args, config_from_args
+from ...golden.errors import AnyprecError
+
+ORDER = 30
+
+
+def register(sub):
+    p = add_parser(sub, "verilog", "write the accelerator's Verilog (anyprec_top)",
+                   "Generate the Verilog of anyprec_top for a build configuration: clk, rst, "
+                   "AXI4-Stream s_axis_* (requests) and m_axis_* (responses); protocol in "
+                   "docs/protocol.md.",
+                   ["anyprec verilog -o anyprec_top.v",
+                    "anyprec verilog --rows 16 --cols 16 --max-m 256 --max-k 256 -o big.v",
+                    "anyprec verilog --stream-width 8 -o uart_friendly.v --lint"])
+    add_config_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="Verilog file to write ('-' for standard output)")
+    p.add_argument("--name", default="anyprec_top", help="top module name")
+    p.add_argument("--lint", action="store_true",
+                   help="also run verilator --lint-only with the documented waivers")
+    p.set_defaults(func=run)
+
+
+def lint(path, name):
+    """verilator --lint-only with the documented waivers; raises AnyprecError on findings."""
+    import subprocess
+    from ...hw.top import VERILATOR_WAIVERS
+    from ...sim.tools import resolve_sim
+    resolve_sim("verilator")
+    r = subprocess.run(["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module", name,
+                        str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        first = next((l for l in r.stderr.splitlines() if l.startswith("%")), r.stderr[:200])
+        raise AnyprecError(f"verilator lint failed: {first}")
+
+
+def run(args):
+    from ...hw.top import generate_verilog
+    cfg = config_from_args(args)
+    text = generate_verilog(cfg, name=args.name)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    except OSError as e:
+        raise AnyprecError(f"cannot write {out}: {e.strerror}") from None
+    w = cfg.widths
+    print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}")
+    print(f"  widths: accumulator {w.acc_bits} b, D {w.d_bits} b, requant V {w.v_bits} b; "
+          f"weight memory {cfg.depth_words} x {cfg.word_bits} b")
+    if args.lint:
+        lint(out, args.name)
+        print("  verilator --lint-only: clean (waivers: see hw/top.py VERILATOR_WAIVERS)")
+    return 0
