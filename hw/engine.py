@@ -138,7 +138,10 @@ class LayerEngine(wiring.Component):
                          addr.eq(self.base), plane_start.eq(self.base),
                          tile_start.eq(self.base), tile_cyc.eq(0)]
         with m.Elif(issue):
-            m.d.sync += tile_cyc.eq(tile_cyc + 1)
+            # Saturate at R: a tile longer than R cycles would otherwise wrap the counter
+            # and the spacing check below would insert bubbles that are not needed.
+            with m.If(tile_cyc != R):
+                m.d.sync += tile_cyc.eq(tile_cyc + 1)
             with m.If(~end_j):
                 m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
             with m.Elif(~end_p):

@@ -1,0 +1,218 @@
+"""WidthUp / WidthDown (hw/stream.py) in the Amaranth simulator.
+
+The reference for beat/word conversion is the host's :class:`WordAssembler` and
+:func:`to_beats` (docs/protocol.md section 1: words least significant byte first, a
+``tlast`` in the middle of a word ends the frame and the word is completed with zero
+bytes). Every case runs with random ``valid`` gaps and ``ready`` stalls, and an AXI
+monitor checks at every clock edge that a stalled output holds ``valid``, data and last.
+"""
+
+import gc
+import random
+import warnings
+
+import pytest
+from amaranth import Module
+from amaranth.hdl import UnusedElaboratable
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from anyprec.host import protocol as P
+from anyprec.hw.stream import WidthUp, WidthDown, WORD_STREAM, stream_put, stream_get
+
+from hwsim import simulate, send, receive_one, axi_monitor
+
+WIDTHS = [8, 16, 32]
+RATES = [(0.0, 0.0), (0.4, 0.5)]   # (valid gap, ready stall) probabilities
+
+
+def _random_beats(rng, width, n_frames):
+    """Beats (data, last) of frames of random length; tlast often mid-word."""
+    per = 32 // width
+    beats = []
+    for _ in range(n_frames):
+        n = rng.choice([1, 2, per - 1 or 1, per, per + 1, 3 * per, 3 * per + 2, 9])
+        for i in range(n):
+            data = rng.choice([rng.getrandbits(width), (1 << width) - 1])
+            beats.append((data, i == n - 1))
+    return beats
+
+
+def _words_of(beats, width):
+    asm = P.WordAssembler(width)
+    out = []
+    for data, last in beats:
+        done = asm.push(data, last)
+        if done is not None:
+            out.append(done)
+    assert not asm.partial
+    return out
+
+
+def _beats_of(words, width):
+    """Beats of words with their own last flags (last on the final beat of a last word)."""
+    out = []
+    for word, last in words:
+        bs = P.to_beats([word], width)
+        out += [(d, last and i == len(bs) - 1) for i, (d, _) in enumerate(bs)]
+    return out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("gap,stall", RATES)
+def test_width_up(width, gap, stall):
+    seed = 100 + width + int(gap * 10)
+    rng = random.Random(seed)
+    beats = _random_beats(rng, width, 25)
+    want = _words_of(beats, width)
+    dut = WidthUp(width=width)
+    got, stats = [], {}
+
+    async def source(ctx):
+        await send(ctx, dut.i, [{"data": d, "last": int(l)} for d, l in beats],
+                   random.Random(seed + 1), gap)
+
+    async def sink(ctx):
+        r = random.Random(seed + 2)
+        while len(got) < len(want):
+            p = await receive_one(ctx, dut.o, r, stall)
+            got.append((p.data, bool(p.last)))
+
+    simulate(dut, [sink], [source, axi_monitor(dut.o, stats, "WidthUp.o")],
+             timeout_cycles=40 * len(beats) + 100, what=f"WidthUp seed {seed}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"seed {seed}: word {i}: hw {g[0]:#010x}/{g[1]} != {w[0]:#010x}/{w[1]}"
+    if stall and width < 32:
+        assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("gap,stall", RATES)
+def test_width_down(width, gap, stall):
+    seed = 200 + width + int(gap * 10)
+    rng = random.Random(seed)
+    words = [(rng.choice([rng.getrandbits(32), 0xFFFFFFFF, 0x01020304]), rng.random() < 0.3)
+             for _ in range(40)]
+    want = _beats_of(words, width)
+    dut = WidthDown(width=width)
+    got, stats = [], {}
+
+    async def source(ctx):
+        await send(ctx, dut.i, [{"data": w, "last": int(l)} for w, l in words],
+                   random.Random(seed + 1), gap)
+
+    async def sink(ctx):
+        r = random.Random(seed + 2)
+        while len(got) < len(want):
+            p = await receive_one(ctx, dut.o, r, stall)
+            got.append((p.data, bool(p.last)))
+
+    simulate(dut, [sink], [source, axi_monitor(dut.o, stats, "WidthDown.o")],
+             timeout_cycles=40 * len(want) + 100, what=f"WidthDown seed {seed}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"seed {seed}: beat {i}: hw {g} != {w}"
+    assert len(got) == len(want)
+    if stall:
+        assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
+
+
+def test_width_down_valid_does_not_wait_for_ready():
+    """With ``ready`` held low, ``valid`` still rises and the first beat is held."""
+    dut = WidthDown(width=8)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.payload, {"data": 0xA1B2C3D4, "last": 1})
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        for _ in range(5):
+            await ctx.tick()
+            seen.append((ctx.get(dut.o.valid), ctx.get(dut.o.payload.data),
+                         ctx.get(dut.o.payload.last)))
+        beats = []
+        for _ in range(4):
+            p = await stream_get(ctx, dut.o)
+            beats.append((p.data, p.last))
+        assert beats == [(0xD4, 0), (0xC3, 0), (0xB2, 0), (0xA1, 1)], beats
+
+    simulate(dut, [tb], timeout_cycles=100, what="WidthDown valid")
+    assert seen == [(1, 0xD4, 0)] * 5, seen
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_width_up_pads_partial_word_with_zeros(width):
+    """A tlast after one beat completes the word with zero bytes, and the bytes of the
+    previous, longer word do not leak into it."""
+    dut = WidthUp(width=width)
+    ones = (1 << width) - 1
+    per = 32 // width
+    beats = [(ones, False)] * (per - 1) + [(ones, True)]      # a full word of ones
+    beats += [(0x5A & ones, True)]                              # then a 1-beat frame
+    beats += [(ones, False), (0x11 & ones, True)]               # then a 2-beat frame
+    want = _words_of(beats, width)
+    assert want[1] == (0x5A & ones, True)
+    got = []
+
+    async def tb(ctx):
+        for d, l in beats:
+            await stream_put(ctx, dut.i, {"data": d, "last": int(l)})
+            if l:
+                p = await stream_get(ctx, dut.o)
+                got.append((p.data, bool(p.last)))
+
+    simulate(dut, [tb], timeout_cycles=200, what="WidthUp padding")
+    assert got == want, [(hex(a), b) for a, b in got]
+
+
+class _RoundTrip(wiring.Component):
+    """WidthDown then WidthUp: 32-bit words in, the same words out."""
+    i: In(WORD_STREAM)
+    o: Out(WORD_STREAM)
+
+    def __init__(self, width):
+        self._width = width
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.down = down = WidthDown(width=self._width)
+        m.submodules.up = up = WidthUp(width=self._width)
+        wiring.connect(m, wiring.flipped(self.i), down.i)
+        wiring.connect(m, down.o, up.i)
+        wiring.connect(m, up.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_round_trip(width):
+    seed = 300 + width
+    rng = random.Random(seed)
+    words = [(rng.getrandbits(32), rng.random() < 0.25) for _ in range(40)]
+    dut = _RoundTrip(width)
+    got, stats = [], {}
+
+    async def source(ctx):
+        await send(ctx, dut.i, [{"data": w, "last": int(l)} for w, l in words],
+                   random.Random(seed + 1), 0.3)
+
+    async def sink(ctx):
+        r = random.Random(seed + 2)
+        while len(got) < len(words):
+            p = await receive_one(ctx, dut.o, r, 0.3)
+            got.append((p.data, bool(p.last)))
+
+    simulate(dut, [sink], [source, axi_monitor(dut.o, stats, "roundtrip.o")],
+             timeout_cycles=60 * len(words) + 100, what=f"round trip seed {seed}")
+    assert got == words, f"seed {seed}: round trip changed the words"
+
+
+@pytest.mark.parametrize("cls", [WidthUp, WidthDown])
+def test_width_rejected(cls):
+    # The half-built component warns "created but never used" when it is collected.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match=r"width must be 8, 16 or 32, not 24"):
+            cls(width=24)
+        gc.collect()
