@@ -1,0 +1,126 @@
+"""The simulation commands from the command line: JSON schemas and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from anyprec.golden import arith
+
+CLI = [sys.executable, "-m", "anyprec.host.cli"]
+
+
+def run(*args, **kw):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, **kw)
+
+
+def test_verify_json_schema(tmp_path):
+    r = run("verify", "--bits", "1,8", "--mixed", "8-2-8", "--samples", "10", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert set(rep) >= {"config", "simulator", "results", "tools", "model"}
+    assert rep["simulator"] == "verilator"
+    assert [e["wbits"] for e in rep["results"]] == [1, 8, [8, 2, 8]]
+    for e in rep["results"]:
+        assert set(e) >= {"wbits", "abits", "samples", "hw_accuracy", "golden_accuracy",
+                          "mismatches", "cycles_per_inference"}
+        assert e["samples"] == 10 and e["mismatches"] == 0
+        assert 0.0 <= e["hw_accuracy"] <= 1.0
+
+
+def test_verify_table_and_plot(tmp_path):
+    png = tmp_path / "v.png"
+    r = run("verify", "--bits", "2", "--samples", "5", "--sim", "icarus", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert "mismatches" in r.stdout and "match the golden reference" in r.stdout
+    assert png.stat().st_size > 1000
+
+
+def test_matvec_json(tmp_path):
+    rng = np.random.default_rng(7)
+    w = rng.integers(0, 256, (9, 13)).astype(np.uint8)
+    x = rng.integers(0, 16, 13).astype(np.int32)
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "x.npy", x)
+    r = run("matvec", "--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy"),
+            "--wbits", "5", "--abits", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["y"] == arith.dot(w, x, 8, 5).tolist()
+    assert out["cycles"] > 0
+    assert out["config"] == {"rows": 8, "cols": 8, "max_wbits": 8, "max_abits": 8,
+                             "max_m": 64, "max_k": 64}
+
+
+def test_matvec_grows_build_to_fit(tmp_path):
+    w = np.ones((70, 3), dtype=np.uint8)
+    x = np.ones(3, dtype=np.uint8)
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "x.npy", x)
+    r = run("matvec", "--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy"),
+            "--wbits", "8", "--json", "--sim", "icarus")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["config"]["max_m"] == 70
+    assert out["y"] == arith.dot(w, x, 8, 8).tolist()
+
+
+@pytest.mark.parametrize("make,args,msg", [
+    (None, ["--weights", "nope.npy", "--x", "x.npy", "--wbits", "1"], "does not exist"),
+    ("float", ["--weights", "W.npy", "--x", "xf.npy", "--wbits", "1"], "must be integers"),
+    ("short", ["--weights", "W.npy", "--x", "xs.npy", "--wbits", "1"], "activations but"),
+    ("ok", ["--weights", "W.npy", "--x", "x.npy", "--wbits", "0"], "wbits must be"),
+    ("ok", ["--weights", "W.npy", "--x", "x.npy", "--wbits", "2", "--abits", "1"], "1-bit"),
+    ("big", ["--weights", "Wb.npy", "--x", "x.npy", "--wbits", "2"], "8-bit"),
+    ("npz", ["--weights", "W.npz", "--x", "x.npy", "--wbits", "2"], ".npz"),
+    ("junk", ["--weights", "junk.npy", "--x", "x.npy", "--wbits", "2"], "not"),
+    ("ok", ["--weights", "W.npy", "--x", "x.npy", "--wbits", "2", "--rows", "0"], "rows"),
+    ("ok", ["--weights", "W.npy", "--x", "x.npy", "--wbits", "2", "--max-m", "2"], "fit"),
+])
+def test_matvec_bad_input(tmp_path, make, args, msg):
+    w = np.full((4, 6), 3, dtype=np.uint8)
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "Wb.npy", np.full((4, 6), 300, dtype=np.uint16))
+    np.savez(tmp_path / "W.npz", w=w)
+    np.save(tmp_path / "x.npy", np.full(6, 3, dtype=np.uint8))
+    np.save(tmp_path / "xf.npy", np.full(6, 0.5))
+    np.save(tmp_path / "xs.npy", np.full(5, 1, dtype=np.uint8))
+    (tmp_path / "junk.npy").write_bytes(b"this is not numpy")
+    r = run("matvec", *args, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("anyprec: error:"), r.stderr
+    assert msg in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--bits", "9"], "out of range"),
+    (["--bits", "x"], "--bits"),
+    (["--mixed", "8-8"], "3 layers"),
+    (["--samples", "0"], "--samples"),
+    (["--model", "missing.npz"], "missing.npz"),
+    (["--max-k", "16"], "max_m x max_k"),
+    (["--sim", "modelsim"], "invalid choice"),
+])
+def test_verify_bad_input(args, msg):
+    r = run("verify", *args, "--plot", "none")
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("(run")]
+    assert len(lines) == 1, r.stderr
+    assert msg in lines[0], lines[0]
+
+
+def test_verilog_command_lints(tmp_path):
+    out = tmp_path / "top.v"
+    r = run("verilog", "--rows", "4", "--cols", "4", "-o", str(out), "--lint")
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "module anyprec_top" in text
+    for port in ("s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
+                 "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast"):
+        assert port in text
+    assert "clean" in r.stdout
