@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@echo "setup: done ($$($(BIN)/anyprec --version))"
 
 demo: setup
-	$(BIN)/anyprec verify --bits 1-8 --sim verilator
+	$(BIN)/anyprec verify --bits 1-8 --mixed 8-2-8 --sim verilator
 
 golden: setup
 	$(BIN)/anyprec golden
