@@ -16,6 +16,7 @@ format is written down exactly once.
 from __future__ import annotations
 
 import enum
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -118,6 +119,14 @@ def _check_words(words, what="frame"):
 
 def words_to_bytes(words) -> bytes:
     """Serialise 32-bit words little-endian (the byte order of the wire and of the CRC)."""
+    words = list(words)
+    try:
+        # Fast path; struct rejects non-integers and values outside 0..2^32-1 ...
+        if not any(isinstance(w, bool) for w in words):
+            return struct.pack(f"<{len(words)}I", *words)
+    except (struct.error, TypeError):
+        pass
+    # ... and the per-word check then says which word and why.
     return b"".join(w.to_bytes(4, "little") for w in _check_words(words, "data"))
 
 

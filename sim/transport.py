@@ -16,6 +16,7 @@ from cocotb.triggers import RisingEdge, ClockCycles, First, Timer, ReadOnly, wit
 from cocotb.utils import get_sim_time
 
 from ..host.errors import DeviceTimeout
+from ..hw.simharness import LANES
 from ..host.protocol import WordAssembler, to_beats
 
 __all__ = ["FastTransport", "AxiTransport", "DEFAULT_TIMEOUT_CYCLES"]
@@ -58,51 +59,69 @@ class FastTransport:
         self.seed = seed & 0xFFFF
         self.exchanges = 0
         self.last_cycles = 0
+        # FNV-style hash of every response beat, comparable with sim/speed.py's bare run.
+        self.hash = 1469598103934665603
 
     async def exchange(self, words, timeout=None):
-        dut = self.dut
         beats = [b for b, _ in to_beats(words, self.width)]
         await self.send_beats(beats)
         return await self.receive(timeout)
 
-    async def send_beats(self, beats, *, wait=True):
-        """Load raw beats (tlast on the final one) and start sending them."""
+    async def send_beats(self, beats):
+        """Load raw beats (tlast on the final one) and start sending them.
+
+        One clock edge per line of LANES beats; ``go`` rides on the last line. A previous
+        ``receive`` ends in the read-only phase, where nothing may be written, so the
+        first step is to wait for a clock edge (the load needs one anyway).
+        """
         dut = self.dut
+        await RisingEdge(dut.clk)
         dut.bypass.value = 0
         dut.gap_rate.value = self.gap_rate
         dut.stall_rate.value = self.stall_rate
+        dut.rd_addr.value = 0
         self.seed = (self.seed * 75 + 74) % 65537 & 0xFFFF or 1
         dut.seed.value = self.seed
-        for b in beats:
-            dut.ld_data.value = b
-            dut.ld_en.value = 1
+        w = self.width
+        lines = [beats[i:i + LANES] for i in range(0, len(beats), LANES)] or [[]]
+        for n, line in enumerate(lines):
+            dut.ld_data.value = sum(b << (w * j) for j, b in enumerate(line))
+            dut.ld_count.value = len(line)
+            dut.ld_en.value = 1 if line else 0
+            dut.go.value = 1 if n == len(lines) - 1 else 0
             await RisingEdge(dut.clk)
         dut.ld_en.value = 0
-        dut.go.value = 1
-        await RisingEdge(dut.clk)
         dut.go.value = 0
-        # Values read right after an edge are from before it: wait one more edge so
-        # `done` from the previous exchange has been cleared by `go`.
-        await RisingEdge(dut.clk)
 
     async def receive(self, timeout=None):
-        """Wait for the captured response frame and return its words."""
+        """Wait for the captured response frame and return its words.
+
+        ``go`` cleared ``done`` at the edge ``send_beats`` ended on, so the next rising
+        edge of ``done`` is this response. The first line is read in the read-only phase
+        of that step (``rd_addr`` is already 0); longer responses move ``rd_addr``.
+        """
         dut = self.dut
         limit = DEFAULT_TIMEOUT_CYCLES if timeout is None else int(timeout)
-        if not int(dut.done.value):
-            # A Timer, not ClockCycles: ClockCycles runs Python on every clock edge.
-            await First(RisingEdge(dut.done), Timer(limit * self.period, unit="ns"))
+        # A Timer, not ClockCycles: ClockCycles runs Python on every clock edge.
+        await First(RisingEdge(dut.done), Timer(limit * self.period, unit="ns"))
         # `done` may fire before the other registers of its clock edge settle.
         await ReadOnly()
         if not int(dut.done.value):
             raise DeviceTimeout(f"no response within {limit} cycles")
         n = int(dut.rsp_count.value)
-        await Timer(1, unit="ps")           # leave the read-only phase before writing
         beats = []
-        for i in range(n):
-            dut.rd_addr.value = i
-            await Timer(1, unit="ps")
-            beats.append(int(dut.rd_data.value))
+        mask = (1 << self.width) - 1
+        for line in range(-(-n // LANES)):
+            if line:
+                if line == 1:
+                    await Timer(1, unit="ps")   # leave the read-only phase before writing
+                dut.rd_addr.value = line
+                await Timer(1, unit="ps")
+            v = int(dut.rd_data.value)
+            for j in range(min(LANES, n - line * LANES)):
+                beat = (v >> (self.width * j)) & mask
+                beats.append(beat)
+                self.hash = ((self.hash ^ beat) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
         self.exchanges += 1
         self.last_cycles = int(dut.cycles.value)
         return _words(beats, self.width)
