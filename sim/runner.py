@@ -254,7 +254,8 @@ def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
                               extra_env=env, seed=seed, waves=sb.waves,
                               timescale=_TIMESCALE, log_file=tdir / "sim.log",
                               results_xml=str(tdir / "results.xml"))
-        except Exception as e:
+        except (Exception, SystemExit) as e:
+            # cocotb's runner raises SystemExit when a test fails; the results say why.
             xml = tdir / "results.xml"
             if not xml.exists():
                 raise SimulationFailed(f"{sb.sim} did not run: {e}") from None

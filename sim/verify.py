@@ -105,6 +105,12 @@ def verify(model=None, *, settings=None, bits=range(1, 9), abits=None, mixed=(),
         settings += [parse_setting(t, L, net.n, net.a, a) for t in mixed]
     if not settings:
         raise PrecisionError("nothing to verify: give --bits or --mixed")
+    if cfg.design == "parallel":
+        for st in settings:
+            if any(k != cfg.max_wbits for k in st.wbits):
+                raise PrecisionError(
+                    f"the bit-parallel baseline runs at {cfg.max_wbits}-bit weights only; "
+                    f"{st.label} asks for fewer")
 
     from ..golden.data import load_split
     _, xs_pix, _, labels = load_split()
@@ -209,6 +215,9 @@ def matvec(weights, x, wbits, abits=None, *, cfg=None, sim=None, transport="fast
         raise ShapeError(f"a {m} x {k} layer does not fit the build "
                          f"(max_m={cfg.max_m}, max_k={cfg.max_k})")
     wbits = arith.check_precision("wbits", wbits, cfg.max_wbits)
+    if cfg.design == "parallel" and wbits != cfg.max_wbits:
+        raise PrecisionError(f"the bit-parallel baseline runs at {cfg.max_wbits}-bit "
+                             f"weights only, not {wbits}")
     abits = arith.check_precision("abits", cfg.max_abits if abits is None else abits,
                                   cfg.max_abits)
     xv = _check_x(x, k, abits)

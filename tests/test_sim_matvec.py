@@ -18,6 +18,9 @@ CONFIGS = {
     # Odd sizes: R*C not a power of two nor a multiple of 32, an 8-bit stream, N=4, A=3.
     "odd": AnyprecConfig(rows=3, cols=5, max_wbits=4, max_abits=3, max_m=20, max_k=17,
                          layers=2, stream_width=8),
+    # The bit-parallel int-N baseline (issue 7): full N-bit codes per cycle, k = N only.
+    "parallel": AnyprecConfig(rows=4, cols=4, max_m=24, max_k=24, layers=2,
+                              design="parallel"),
 }
 
 
@@ -42,6 +45,8 @@ def make_cases(cfg, seed):
             arrays[wname] = w
             # Every k on the random weights of every shape, a few k on the extremes.
             ks = range(1, n + 1) if kind == "random" else (1, n)
+            if cfg.design == "parallel":
+                ks = (n,)
             for kb in ks:
                 a = a_choices[(kb + s) % len(a_choices)]
                 xkind = ("random", "max", "zero")[(kb + s) % 3] if kind == "random" else "max"

@@ -69,3 +69,16 @@ def test_progressive_streaming(sim, samples):
     assert max(accs[1:]) >= accs[0]
     cyc = [s["cycles_per_inference"] for s in r["steps"]]
     assert cyc == sorted(cyc) and cyc[0] < cyc[-1]
+
+
+def test_network_parallel_baseline_at_8_bits():
+    # The bit-parallel baseline runs the same protocol and model, at N = 8 bits only.
+    from anyprec.hw.config import AnyprecConfig
+    cfg = AnyprecConfig(design="parallel")
+    report = verify(bits=[8], samples=60, cfg=cfg, sim="verilator")
+    _check(report, 60)
+    small = verify(bits=[8], samples=6, cfg=cfg, sim="icarus")
+    _check(small, 6)
+    from anyprec.golden.errors import PrecisionError
+    with pytest.raises(PrecisionError, match="8-bit weights only"):
+        verify(bits=[4], samples=2, cfg=cfg, sim="icarus")
