@@ -1,6 +1,7 @@
 """anyprec matvec: one raw matrix-vector product on the simulated hardware."""
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def load_array(path, what):
         arr = np.load(p, allow_pickle=False)
     except ValueError as e:
         raise AnyprecError(f"{what} file {p} is not a plain .npy array ({e})") from None
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        # BadZipFile: a damaged or truncated .npz (its zip magic makes np.load open it).
         raise AnyprecError(f"{what} file {p} is not a readable .npy file ({e})") from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         arr.close()

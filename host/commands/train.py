@@ -65,6 +65,12 @@ def run(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
+    # Created before training, so an unusable path fails now, not after the run.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create the directory "
+                          f"({e.strerror or e})") from None
 
     from ...golden.export import export
     from ...golden.model import train

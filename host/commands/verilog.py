@@ -1,5 +1,6 @@
 """anyprec verilog: write the Verilog of anyprec_top."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def lint(path, name):
 
 def run(args):
     from ...hw.top import generate_verilog
+    # Checked here: an invalid name otherwise fails deep inside yosys with a traceback.
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", args.name):
+        raise AnyprecError(f"--name must be a Verilog identifier (a letter or _, then "
+                           f"letters, digits, _ or $), not {args.name!r}")
     cfg = config_from_args(args)
     text = generate_verilog(cfg, name=args.name)
     if args.output == "-":
