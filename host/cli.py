@@ -69,6 +69,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("anyprec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`anyprec verilog -o - | head`): not an error of ours.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def _failures(results_xml):
 
 
 def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
-            progress=None, keep_dir=None):
+            progress=None, keep_dir=None, ext_clock=None):
     """Run ``entry`` inside the simulator and return ``(result, arrays_out)``.
 
     Parameters
@@ -208,6 +208,10 @@ def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
         Called with each progress line the job reports.
     keep_dir : path, optional
         Run there and keep logs (default: a temporary directory, removed on success).
+    ext_clock : bool, optional
+        Drive the clock from the testbench (cocotb's GPI clock) instead of inside the
+        simulation. Needed by standard AXI-Stream agents, which sample in their clock-edge
+        callbacks; slower. Default: on for ``transport="axi"``.
     """
     import numpy as np
     from cocotb_tools.runner import get_runner
@@ -218,7 +222,10 @@ def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
     with ctx as tdir:
         tdir = Path(tdir)
         tdir.mkdir(parents=True, exist_ok=True)
+        if ext_clock is None:
+            ext_clock = transport == "axi"
         spec = {"entry": entry, "args": args or {}, "transport": transport,
+                "ext_clock": bool(ext_clock),
                 "result": str(tdir / "result.json"), "arrays_out": str(tdir / "out.npz"),
                 "progress": str(tdir / "progress.txt"),
                 "cfg": sb.cfg.to_dict()}
@@ -252,6 +259,7 @@ def run_job(sb, entry, args=None, *, arrays=None, transport="fast", seed=0,
                               hdl_toplevel_lang="verilog",
                               hdl_toplevel=TOPLEVEL, build_dir=sb.directory, test_dir=tdir,
                               extra_env=env, seed=seed, waves=sb.waves,
+                              plusargs=["+anyprec_extclk"] if ext_clock else [],
                               timescale=_TIMESCALE, log_file=tdir / "sim.log",
                               results_xml=str(tdir / "results.xml"))
         except (Exception, SystemExit) as e:

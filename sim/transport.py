@@ -140,15 +140,18 @@ class AxiTransport:
     """
 
     def __init__(self, dut, width, *, source_pause=None, sink_pause=None,
-                 clock_period_ns=10):
+                 clock_period_ns=10, clock=None):
         from cocotbext.axi import AxiStreamBus, AxiStreamSource, AxiStreamSink
         self.dut = dut
         self.width = width
         self.period = clock_period_ns
         dut.bypass.value = 1
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk,
+        # The agents sample in this clock's edge callbacks: it must be the testbench's
+        # own clock on Verilator (sim/tb.py, ext_clock).
+        clk = dut.clk if clock is None else clock
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), clk,
                                       dut.rst, byte_size=width)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk,
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), clk,
                                   dut.rst, byte_size=width)
         for agent in (self.source, self.sink):
             agent.log.setLevel("WARNING")

@@ -64,6 +64,10 @@ def _load(model):
     from ..golden.export import load_model
     path = Path(model) if model else default_model_path()
     net, meta = load_model(path)
+    k0 = net.layers[0].shape[1]
+    if k0 != 64:
+        raise ShapeError(f"{path} takes {k0} inputs per image, but verification runs the "
+                         "digits test split (8x8 = 64 pixels); use matvec, or a digits model")
     return path, net, meta
 
 

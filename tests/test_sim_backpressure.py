@@ -166,11 +166,12 @@ def run_patterns(sim, name, patterns, seed):
     cfg = CONFIGS[name]
     frames, golden = make_plan(cfg, seed)
     pats = [dict(PATTERNS[p], name=p, seed=seed * 100 + i) for i, p in enumerate(patterns)]
+    # AXI-agent patterns need the testbench's own clock (sim/runner.py, ext_clock).
+    ext = any(PATTERNS[p].get("transport") == "axi" or p.startswith("axi") for p in patterns)
     res, _ = run_job(build(cfg, sim), "anyprec.sim.robust:exchange_frames",
-                     {"frames": frames, "patterns": pats})
-    # On Icarus the agents' records must equal the bus too (see AGENT_RACE for Verilator).
-    check(res, frames, golden, patterns, f"seed {seed}, {sim}, {name}",
-          agents_exact=sim == "icarus")
+                     {"frames": frames, "patterns": pats}, ext_clock=ext)
+    # The agents' records must equal the bus on both simulators.
+    check(res, frames, golden, patterns, f"seed {seed}, {sim}, {name}", agents_exact=True)
     cyc = {p["name"]: p["sim_cycles"] for p in res["patterns"]}
     print(f"\n{sim} {name}: {len(frames)} frames per pattern; cycles per pattern {cyc}")
 
@@ -187,23 +188,18 @@ def test_backpressure_long(sim, name, patterns, seed):
 
 
 #: cocotbext-axi agents sample the port in their RisingEdge(clk) callback and expect the
-#: values from before the edge. With the clock generated inside the simulation
-#: (Verilator --timing, commit 4aa5653) Verilator runs those callbacks after the edge's
-#: register updates, so the sink records shifted beats (the first beat of a frame goes
-#: missing, or a stalled beat twice) although the port itself carries the right frames.
-#: Icarus calls back before the updates. Strict: passes again once the clock is fixed.
-AGENT_RACE = pytest.mark.xfail(
-    strict=True, reason="Verilator internal clock: cocotbext-axi samples after the edge")
-
-
-@pytest.mark.parametrize("sim", [pytest.param("verilator", marks=AGENT_RACE)])
+#: values from before the edge. With the clock generated inside the simulation (the fast
+#: path), Verilator runs those callbacks after the edge's register updates, so AXI-agent
+#: jobs drive the clock from the testbench instead (run_job(ext_clock=True)). This test
+#: keeps that honest: the sink's frames must be the frames that crossed the bus.
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_axi_agents_record_the_bus(sim):
     """The AxiStreamSink's frames are the frames that crossed m_axis (under stalls)."""
     cfg, seed = CONFIGS["w8"], 15
     frames = [P.info(tag=t) for t in range(4)] + [P.status(tag=9)]
     pats = [dict(PATTERNS[p], name=p, seed=seed) for p in ("axi-ref", "axi-stalls")]
     res, _ = run_job(build(cfg, sim), "anyprec.sim.robust:exchange_frames",
-                     {"frames": frames, "patterns": pats})
+                     {"frames": frames, "patterns": pats}, ext_clock=True)
     assert res["failure"] is None, f"seed {seed}, {sim}: {res['failure']}"
     for pat in res["patterns"]:
         assert len(pat["bus_responses"]) == len(frames), f"seed {seed}, {sim}: {pat['name']}"
