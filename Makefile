@@ -4,6 +4,7 @@
 #   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
 #   make bench     performance sweep, writes docs/performance.md
 #   make boards    place-and-route every board target
+#   make robust    long fuzz, back-pressure and soak runs (docs/robustness.md)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.anyprec-setup
 JOBS   ?= 2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-all bench boards golden clean system-deps
+.PHONY: setup demo test test-all bench boards robust golden clean system-deps
 
 setup: system-deps $(STAMP)
 
@@ -44,6 +45,10 @@ test-all: setup
 
 bench: setup
 	$(BIN)/anyprec bench --write-docs
+
+robust: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q -rP -m slow tests/test_sim_fuzz.py \
+	  tests/test_sim_backpressure.py tests/test_sim_soak.py
 
 boards: setup
 	$(BIN)/anyprec build --board all
