@@ -138,7 +138,7 @@ ERRORS = [
     ("verify-text", ["verify", "--model", "text.npz"], "not an anyprec model file"),
     ("verify-dtype", ["verify", "--model", "dtype.npz"], "must be int16"),
     ("verify-shape", ["verify", "--model", "shape.npz"], "must have shape"),
-    ("verify-inputs", ["verify", "--model", "k32.npz"], "expects 32 inputs, got 64"),
+    ("verify-inputs", ["verify", "--model", "k32.npz"], "takes 32 inputs per image"),
     ("verify-too-big", ["verify", "--model", "m80.npz"], "max_m x max_k"),
     ("verify-n", ["verify", "--model", "n4.npz"], "4-bit weights"),
     ("verify-layers", ["verify", "--model", "l5.npz"], "5 layers"),
