@@ -144,7 +144,13 @@ class AnyprecCore(wiring.Component):
             m.d.comb += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
                          wp.en.eq(writer.wr_en & (wr_sel == b)), rp.addr.eq(eng.x_addr)]
         m.d.comb += eng.x_data.eq(Mux(rd_sel, acts[1][1].data, acts[0][1].data))
-        m.d.comb += wmem_r.addr.eq(eng.w_addr)
+        # One address for both ports of the weight and requantisation memories: writes
+        # (LOAD_PLANE, the LOAD_REQUANT copy) and reads (compute) never overlap, and a
+        # shared address lets single-port RAMs (iCE40 SPRAM, boards/) hold them.
+        wmem_we = Signal()
+        wmem_addr = Signal(aw)
+        m.d.comb += [wmem_we.eq(wmem_w.en.any()), wmem_r.en.eq(~wmem_we),
+                     wmem_r.addr.eq(wmem_addr), wmem_w.addr.eq(wmem_addr)]
         if serial:
             m.d.comb += eng.w_data.eq(wmem_r.data)
         else:
@@ -154,8 +160,11 @@ class AnyprecCore(wiring.Component):
             m.d.comb += eng.w_data.eq(Cat(*[wmem_r.data[p * S + cell]
                                             for cell in range(S)
                                             for p in reversed(range(N))]))
-        m.d.comb += [tab_r.addr.eq(eng.t_addr), eng.t_m.eq(tab_r.data.m),
-                     eng.t_b.eq(tab_r.data.b)]
+        tab_addr = Signal.like(tab_r.addr)
+        tab_waddr = Signal.like(tab_r.addr)
+        m.d.comb += [tab_r.en.eq(~tab_w.en), tab_r.addr.eq(tab_addr), tab_w.addr.eq(tab_addr),
+                     tab_addr.eq(Mux(tab_w.en, tab_waddr, eng.t_addr)),
+                     eng.t_m.eq(tab_r.data.m), eng.t_b.eq(tab_r.data.b)]
 
         # ------------------------------------------------------------- frame state
         op = Signal(8)
@@ -201,9 +210,12 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += err.eq(Status.BAD_LENGTH)
 
         # ------------------------------------------------------------- payload: word 1
-        l1 = word[0:8]
-        b1 = word[8:16]
-        c1 = word[16:24]
+        # Word 1 is checked in the cycle after it arrives, from the ``w1`` register (the
+        # framer is held for that cycle): the checks index the descriptors and compare
+        # sizes, too much logic to follow the incoming word in the same cycle (Fmax).
+        l1 = w1[0:8]
+        b1 = w1[8:16]
+        c1 = w1[16:24]
         lsel = Signal(range(LW))
         m.d.comb += lsel.eq(Mux(l1 < L, l1, 0))
 
@@ -229,7 +241,8 @@ class AnyprecCore(wiring.Component):
         x_bits = Signal(range(A + 1))
         x_arg = Signal(8)
 
-        first = rxf.pay & (rxf.idx == 1)
+        first = Signal()           # payload word 1 arrived last cycle; it is in w1
+        m.d.sync += first.eq(rxf.pay & (rxf.idx == 1))
         with m.If(rxf.pay):
             with m.Switch(rxf.idx):
                 with m.Case(1):
@@ -298,7 +311,7 @@ class AnyprecCore(wiring.Component):
             m.d.comb += full.eq(Cat(slice_buf, word) if WPW > 1 else word)
             with m.If(slice_cnt == WPW - 1):
                 sl = full[:cfg.slice_bits]
-                m.d.comb += [wmem_w.addr.eq(wp_addr), wmem_w.data.eq(
+                m.d.comb += [wmem_w.data.eq(
                     sl if serial else Cat(*([sl] * N)))]
                 if serial:
                     m.d.comb += wmem_w.en.eq(1)
@@ -309,6 +322,8 @@ class AnyprecCore(wiring.Component):
                 if WPW > 1:
                     m.d.sync += [slice_buf.eq(Cat(slice_buf[32:], word)),
                                  slice_cnt.eq(slice_cnt + 1)]
+
+        m.d.comb += wmem_addr.eq(Mux(wmem_we, wp_addr, eng.w_addr))
 
         # Requantisation pairs -> staging memory.
         with m.If(data_word & (op == Opcode.LOAD_REQUANT) & rq_ok):
@@ -325,7 +340,7 @@ class AnyprecCore(wiring.Component):
         m.d.comb += x_val.eq(x_word.word_select(x_lane, lane_w))
         with m.If(data_word & ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok):
             m.d.sync += [x_word.eq(word), x_busy.eq(1), x_lane.eq(0)]
-        m.d.comb += rxf.hold.eq(x_busy)
+        m.d.comb += rxf.hold.eq(x_busy | first)
         x_push = Signal()
         with m.If(x_busy):
             m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1)]
@@ -500,6 +515,11 @@ class AnyprecCore(wiring.Component):
         cp_base = Signal(range(max(tab_depth, 2)))
         resp_len = Signal(16)
 
+        so_done, so_conflict = Signal(), Signal()
+        ic_done, ic_notready, ic_conflict = Signal(), Signal(), Signal()
+        ic_li = Signal(range(LW))
+        ic_len = Signal(range(cfg.max_m + 1))
+
         def respond(status, arg=0, source=_SRC_NONE, length=1, n=0):
             m.d.sync += [status_word.eq(status | (arg << 8)), src.eq(source),
                          resp_len.eq(length), n_data.eq(n), src_state.eq(0)]
@@ -585,10 +605,19 @@ class AnyprecCore(wiring.Component):
                 with m.Else():
                     m.d.sync += loop_i.eq(0)
                     m.next = "SL_OVERLAP"
+            # SL_OVERLAP / IN_CHECK evaluate one layer's checks into registers, and
+            # SL_DECIDE / IN_DECIDE act on them the next cycle: indexed descriptor reads,
+            # wide compares and the response set-up in one cycle were the longest paths
+            # of the design (Fmax, docs/boards.md). Two cycles per layer slot instead of one.
             with m.State("SL_OVERLAP"):
                 li = Signal(range(LW))
                 m.d.comb += li.eq(loop_i)
-                with m.If(loop_i == L):
+                m.d.sync += [so_done.eq(loop_i == L),
+                             so_conflict.eq((li != e_layer) & f_cfg[li] & (w3 < f_end[li]) &
+                                            (f_base[li] < new_end))]
+                m.next = "SL_DECIDE"
+            with m.State("SL_DECIDE"):
+                with m.If(so_done):
                     m.d.sync += [
                         f_cfg[e_layer].eq(1), f_ms[e_layer].eq(new_m), f_ks[e_layer].eq(new_k),
                         f_base[e_layer].eq(w3), f_end[e_layer].eq(new_end),
@@ -600,18 +629,18 @@ class AnyprecCore(wiring.Component):
                         f_trun[e_layer].eq(t_new), f_jrun[e_layer].eq(j_new),
                     ]
                     respond(Status.OK)
-                with m.Elif((li != e_layer) & f_cfg[li] & (w3 < f_end[li]) &
-                            (f_base[li] < new_end)):
+                with m.Elif(so_conflict):
                     respond(Status.CONFLICT, e_layer)
                 with m.Else():
                     m.d.sync += loop_i.eq(loop_i + 1)
+                    m.next = "SL_OVERLAP"
 
             # LOAD_REQUANT: copy the staged table (read latency 1), then mark it loaded.
             with m.State("RQ_COPY"):
                 m.d.comb += stage_r.addr.eq(loop_i)
                 m.d.sync += loop_i.eq(loop_i + 1)
                 with m.If(loop_i != 0):
-                    m.d.comb += [tab_w.addr.eq(cp_base + loop_i - 1),
+                    m.d.comb += [tab_waddr.eq(cp_base + loop_i - 1),
                                  tab_w.data.eq(stage_r.data), tab_w.en.eq(1)]
                 with m.If(loop_i == f_ms[e_layer]):
                     kk = (w1[8:16] - 1)[:8]
@@ -626,19 +655,29 @@ class AnyprecCore(wiring.Component):
                 m.d.comb += li.eq(loop_i)
                 n = w1[0:8]
                 wb = f_wbits[li]
-                with m.If(loop_i == n):
+                last_i = Signal(range(LW))
+                m.d.comb += last_i.eq(n - 1)
+                m.d.sync += [
+                    ic_done.eq(loop_i == n), ic_li.eq(li), ic_len.eq(f_mrun[last_i]),
+                    ic_notready.eq(~f_cfg[li] | (f_planes[li] < wb) |
+                                   ~(f_mask[li] >> (wb - 1)[:len(wb)])[0]),
+                    ic_conflict.eq((loop_i + 1 < n) &
+                                   (f_mrun[li] != f_krun[(li + 1)[:len(li)]])),
+                ]
+                m.next = "IN_DECIDE"
+            with m.State("IN_DECIDE"):
+                n = w1[0:8]
+                with m.If(ic_done):
                     m.d.sync += [cmp_infer.eq(1), cmp_n.eq(n)]
                     m.d.comb += cmp_go.eq(1)
-                    last_i = Signal(range(LW))
-                    m.d.comb += last_i.eq(n - 1)
-                    respond(Status.OK, source=_SRC_DATA, length=2 + f_mrun[last_i],
-                            n=f_mrun[last_i])
-                with m.Elif(~f_cfg[li] | (f_planes[li] < wb) | ~(f_mask[li] >> (wb - 1)[:len(wb)])[0]):
-                    respond(Status.NOT_READY, li)
-                with m.Elif((loop_i + 1 < n) & (f_mrun[li] != f_krun[(li + 1)[:len(li)]])):
-                    respond(Status.CONFLICT, li)
+                    respond(Status.OK, source=_SRC_DATA, length=2 + ic_len, n=ic_len)
+                with m.Elif(ic_notready):
+                    respond(Status.NOT_READY, ic_li)
+                with m.Elif(ic_conflict):
+                    respond(Status.CONFLICT, ic_li)
                 with m.Else():
                     m.d.sync += loop_i.eq(loop_i + 1)
+                    m.next = "IN_CHECK"
 
             with m.State("RESPOND"):
                 m.d.comb += [txf.go.eq(1), txf.op.eq(op), txf.tag.eq(tag),

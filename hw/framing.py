@@ -148,11 +148,20 @@ class TxFramer(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        # A pushed word is absorbed into the CRC the cycle after, from the output
+        # register: the payload may come straight from block RAM (the response FIFO),
+        # and RAM + multiplexer + CRC in one cycle was a critical path (Fmax). The FSM
+        # spends a cycle in PAY with ``left == 0`` before CRC, so the CRC is complete.
+        pending = Signal()
+        m.d.sync += pending.eq(0)
+        with m.If(pending):
+            m.d.comb += [crc.en.eq(1), crc.data.eq(self.o.payload.data)]
+
         def push(value, last=False, absorb=True):
             m.d.sync += [self.o.payload.data.eq(value), self.o.payload.last.eq(last),
                          self.o.valid.eq(1)]
             if absorb:
-                m.d.comb += [crc.en.eq(1), crc.data.eq(value)]
+                m.d.sync += pending.eq(1)
 
         left = Signal(16)
         header = Signal(32)

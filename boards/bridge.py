@@ -1,0 +1,235 @@
+"""The serial bridge: UART bytes <-> the accelerator's 8-bit AXI4-Stream ports.
+
+A serial link has no ``tlast``, so :class:`FrameDelimiter` frames requests itself from the
+header's length field (docs/protocol.md section 2): bytes 2 and 3 of a frame are L, and the
+frame is ``4 * (L + 2)`` bytes; ``tlast`` goes on the last one. If the line stays idle for
+``timeout`` cycles in the middle of a frame, the delimiter ends the frame with one zero byte
+carrying ``tlast``: the device then answers TRUNCATED (or BAD_CRC when only the very last
+byte was lost), so a lost byte can never hang the link and host and device are back in
+step for the next frame.
+
+:class:`AnyprecUartTop` is the whole board design without clocking or pins:
+``UartRx -> FrameDelimiter -> FIFO -> AnyprecTop(stream_width=8) -> UartTx``, plus status
+LEDs (heartbeat, busy, error). Board tops (boards/top.py) add the PLL, reset and pins;
+the cocotb UART test simulates this module directly.
+"""
+
+from amaranth import Module, Signal, Cat, Const, Mux
+from amaranth.lib import wiring, stream
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+from amaranth.back import verilog
+
+from ..golden.errors import ConfigError
+from ..hw.config import AnyprecConfig
+from ..hw.stream import beat_stream
+from ..hw.top import AnyprecTop
+from .uart import UartRx, UartTx, _check_divisor
+
+__all__ = ["FrameDelimiter", "AnyprecUartTop", "generate_uart_verilog", "MAX_FRAME_BYTES"]
+
+#: Largest frame in bytes: header, 65535 payload words, CRC.
+MAX_FRAME_BYTES = 4 * (0xFFFF + 2)
+
+
+class FrameDelimiter(wiring.Component):
+    """Add ``tlast`` to a byte stream of request frames.
+
+    Parameters
+    ----------
+    timeout : int
+        Idle cycles inside a frame after which the frame is ended (at least 1).
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes, one-cycle ``valid`` pulses at least 3 cycles apart (a UART receiver);
+        ``i.ready`` is always high.
+    o : Out(beat_stream(8))
+        Beats with ``last``. When ``o.ready`` is low a byte is dropped (counted in
+        ``dropped``); a dropped ``last``, like a timeout, is replaced by a zero byte with
+        ``last`` as soon as ``o.ready`` returns, so every frame is terminated.
+    in_frame : Out(1)
+        Part of a frame has arrived.
+    timeouts, dropped : Out(8)
+        Event counters (wrap).
+    """
+
+    i: In(stream.Signature(8))
+    o: Out(beat_stream(8))
+    in_frame: Out(1)
+    timeouts: Out(8)
+    dropped: Out(8)
+
+    def __init__(self, *, timeout):
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
+        self._timeout = timeout
+        super().__init__()
+
+    @property
+    def timeout(self):
+        return self._timeout
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(range(MAX_FRAME_BYTES + 1))    # bytes of this frame so far
+        total = Signal(range(MAX_FRAME_BYTES + 1))    # frame size, once bytes 2-3 are in
+        len_lo = Signal(8)
+        idle = Signal(range(self._timeout + 1))
+        owe = Signal()                                # a terminating zero byte is due
+        held = Signal()                               # a byte waits one cycle behind it
+        held_data = Signal(8)
+        held_last = Signal()
+
+        m.d.comb += [self.i.ready.eq(1), self.in_frame.eq(count != 0)]
+
+        # Output: the owed terminator first, then the held byte.
+        with m.If(owe):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(0),
+                         self.o.payload.last.eq(1)]
+            with m.If(self.o.ready):
+                m.d.sync += owe.eq(0)
+        with m.Elif(held):
+            m.d.sync += held.eq(0)
+            with m.If(self.o.ready):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(held_data),
+                             self.o.payload.last.eq(held_last)]
+            with m.Else():
+                m.d.sync += self.dropped.eq(self.dropped + 1)
+                with m.If(held_last):
+                    m.d.sync += owe.eq(1)
+
+        # Input: count the byte, find the frame size, mark the last byte.
+        with m.If(self.i.valid):
+            is_last = Signal()
+            m.d.comb += is_last.eq((count >= 4) & (count + 1 == total))
+            m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
+                         idle.eq(0), count.eq(Mux(is_last, 0, count + 1))]
+            with m.If(count == 2):
+                m.d.sync += len_lo.eq(self.i.payload)
+            with m.If(count == 3):
+                m.d.sync += total.eq((Cat(len_lo, self.i.payload) + 2) << 2)
+        with m.Elif(count != 0):
+            with m.If(idle == self._timeout - 1):
+                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0),
+                             self.timeouts.eq(self.timeouts + 1)]
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
+        return m
+
+
+class AnyprecUartTop(wiring.Component):
+    """The accelerator behind a UART, with status LEDs (no clocking, no pins).
+
+    Parameters
+    ----------
+    cfg : AnyprecConfig
+        Must have ``stream_width=8``.
+    divisor : int
+        Clock cycles per UART bit (``clock_hz / baud``).
+    timeout : int
+        Inter-byte timeout in cycles (see :class:`FrameDelimiter`).
+    fifo_depth : int
+        Request bytes buffered while the core is busy.
+    heartbeat_bits : int
+        The heartbeat LED toggles every ``2**(heartbeat_bits-1)`` cycles.
+    stretch_bits : int
+        The busy LED stays on ``2**stretch_bits`` cycles after activity, to be visible.
+
+    Members
+    -------
+    rx : In(1), tx : Out(1)
+        UART pins, idle high.
+    led_heartbeat, led_busy, led_error : Out(1)
+        Heartbeat; a frame is being received, executed or answered; the last response
+        carried a non-OK status.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    led_heartbeat: Out(1)
+    led_busy: Out(1)
+    led_error: Out(1)
+
+    def __init__(self, cfg, *, divisor, timeout, fifo_depth=64, heartbeat_bits=24,
+                 stretch_bits=20):
+        try:
+            self._validate(cfg, divisor, timeout, fifo_depth, heartbeat_bits, stretch_bits)
+        except Exception:
+            self._MustUse__silence = True     # a rejected design is not "unused"
+            raise
+        self._cfg = cfg
+        self._divisor = divisor
+        self._timeout = timeout
+        self._fifo_depth = fifo_depth
+        self._heartbeat_bits = heartbeat_bits
+        self._stretch_bits = stretch_bits
+        super().__init__()
+
+    @staticmethod
+    def _validate(cfg, divisor, timeout, fifo_depth, heartbeat_bits, stretch_bits):
+        if not isinstance(cfg, AnyprecConfig):
+            raise TypeError(f"cfg must be an AnyprecConfig, not {type(cfg).__name__}")
+        if cfg.stream_width != 8:
+            raise ConfigError(f"a serial board top needs stream_width=8, not "
+                              f"{cfg.stream_width}")
+        _check_divisor(divisor)
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            raise ValueError(f"timeout must be a positive integer, not {timeout!r}")
+        for name, v, lo in (("fifo_depth", fifo_depth, 2), ("heartbeat_bits", heartbeat_bits, 1),
+                            ("stretch_bits", stretch_bits, 1)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.urx = urx = UartRx(divisor=self._divisor)
+        m.submodules.utx = utx = UartTx(divisor=self._divisor)
+        m.submodules.delim = delim = FrameDelimiter(timeout=self._timeout)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=9, depth=self._fifo_depth)
+        m.submodules.dut = dut = AnyprecTop(self._cfg)
+
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        wiring.connect(m, urx.o, delim.i)
+        m.d.comb += [
+            fifo.w_data.eq(Cat(delim.o.payload.data, delim.o.payload.last)),
+            fifo.w_en.eq(delim.o.valid), delim.o.ready.eq(fifo.w_rdy),
+            dut.s_axis_tdata.eq(fifo.r_data[:8]), dut.s_axis_tlast.eq(fifo.r_data[8]),
+            dut.s_axis_tvalid.eq(fifo.r_rdy), fifo.r_en.eq(dut.s_axis_tready),
+            utx.i.payload.eq(dut.m_axis_tdata), utx.i.valid.eq(dut.m_axis_tvalid),
+            dut.m_axis_tready.eq(utx.i.ready),
+        ]
+
+        # Error LED: the status code is byte 4 of every response frame.
+        rsp_idx = Signal(3)
+        with m.If(dut.m_axis_tvalid & dut.m_axis_tready):
+            with m.If(dut.m_axis_tlast):
+                m.d.sync += rsp_idx.eq(0)
+            with m.Elif(rsp_idx != 5):
+                m.d.sync += rsp_idx.eq(rsp_idx + 1)
+            with m.If(rsp_idx == 4):
+                m.d.sync += self.led_error.eq(dut.m_axis_tdata != 0)
+
+        beat = Signal(self._heartbeat_bits)
+        m.d.sync += beat.eq(beat + 1)
+        m.d.comb += self.led_heartbeat.eq(beat[-1])
+
+        stretch = Signal(self._stretch_bits)
+        active = delim.in_frame | fifo.r_rdy | ~dut.s_axis_tready | dut.m_axis_tvalid | utx.busy
+        with m.If(active):
+            m.d.sync += stretch.eq(-1)
+        with m.Elif(stretch != 0):
+            m.d.sync += stretch.eq(stretch - 1)
+        m.d.comb += self.led_busy.eq(active | (stretch != 0))
+        return m
+
+
+def generate_uart_verilog(cfg, *, divisor, timeout, name="anyprec_uart_top", **kw):
+    """Verilog of :class:`AnyprecUartTop` (clock ``clk``, synchronous reset ``rst``)."""
+    top = AnyprecUartTop(cfg, divisor=divisor, timeout=timeout, **kw)
+    return verilog.convert(top, name=name, emit_src=False)

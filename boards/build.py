@@ -1,0 +1,395 @@
+"""Board builds: elaborate, synthesise, place and route, pack; estimates; Verilog export.
+
+:func:`build` runs Amaranth's generated build script one step at a time (synthesis, place
+and route, pack) so that it can report progress and time per step, then collects a JSON
+report from yosys' ``stat -json`` and nextpnr's ``--report``. :func:`estimate` runs the
+synthesis step only. :func:`export` writes Verilog and pin constraints for boards whose
+vendor tools are closed (no bitstream).
+
+Memory mapping: every memory of the design holds no meaningful initial contents (the
+host loads them), so the iCE40 flow drops the all-zero initialisers Amaranth emits; that
+lets yosys put the weight-plane and requantisation memories (``ram_style = "huge"``) in
+the UP5K's single-port SPRAMs, which :mod:`anyprec.hw.core` addresses through one shared
+address for exactly this reason.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from ..golden.errors import AnyprecError, ConfigError
+from ..hw.config import AnyprecConfig
+from .registry import Board, get_board, BOARDS
+from .toolchain import resolve
+from .top import BoardTop, DEFAULT_BAUD, DEFAULT_TIMEOUT_MS
+
+__all__ = ["BuildError", "build", "estimate", "export", "board_config", "STEPS",
+           "count_cells", "bram_check", "default_outdir"]
+
+STEPS = ("synthesis", "place and route", "pack")
+
+# Fraction of the device a default configuration may use (the rest is headroom).
+HEADROOM_LIMIT = 0.90
+
+_PACK_PRODUCT = {"ice40": "bin", "ecp5": "bit"}
+_FF_TYPES = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD\w*)$")
+
+
+class BuildError(AnyprecError):
+    """A tool failed during a board build (its log is kept)."""
+
+
+def default_outdir(board_name):
+    return Path("build") / "boards" / board_name
+
+
+def board_config(board: Board, overrides=None) -> AnyprecConfig:
+    """The board's default configuration with ``overrides`` applied (validated).
+
+    ``stream_width`` is always 8 on a serial board; asking for another is an error.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if overrides.get("stream_width", 8) != 8:
+        raise ConfigError(f"board builds talk over a UART and need stream_width=8, not "
+                          f"{overrides['stream_width']}")
+    return board.default.replace(**overrides)
+
+
+def _name(board):
+    return "anyprec_" + board.name.replace("-", "_")
+
+
+def _platform(board):
+    plat = board.platform_class()()
+    if board.extra_resources:
+        plat.add_resources(getattr(plat, board.extra_resources))
+    return plat
+
+
+def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_only=False):
+    """Elaborate the board top and write Amaranth's build tree into ``outdir``."""
+    top = BoardTop(board, cfg, target_mhz=target_mhz, baud=baud, timeout_ms=timeout_ms)
+    name = _name(board)
+    plat = _platform(board)
+    kw = {}
+    if board.family in ("ice40", "ecp5"):
+        after_read = []
+        if board.family == "ice40":
+            after_read += ['setattr -set ram_style "huge" m:wmem m:tab',
+                           "delete t:$meminit_v2"]
+        kw = dict(
+            synth_opts=" ".join(board.synth_opts),
+            script_after_read="\n".join(after_read),
+            script_after_synth=f"tee -q -o {name}.stat.json stat -json",
+            nextpnr_opts=f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail",
+        )
+    plan = plat.prepare(top, name=name, **kw)
+    outdir = Path(outdir)
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    plan.extract(str(outdir))
+    return top, name, plan
+
+
+def _script_steps(script_text):
+    """(preamble, [command lines]) of an Amaranth build_*.sh."""
+    pre, cmds = [], []
+    for line in script_text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#") or s == "set -e":
+            continue
+        if s.startswith(":") or s.startswith("[ -n"):
+            pre.append(s)
+        else:
+            cmds.append(s)
+    return pre, cmds
+
+
+def _run_step(label, preamble, cmd, cwd, env, log_path):
+    script = "set -e\n" + "\n".join(preamble) + "\n" + cmd + "\n"
+    with open(log_path, "w") as log:
+        r = subprocess.run(["sh", "-c", script], cwd=cwd, env=env, stdout=log,
+                           stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        text = Path(log_path).read_text()
+        # nextpnr writes its utilisation table to its own log (--log <name>.tim).
+        text += "".join(p.read_text(errors="replace") for p in Path(cwd).glob("*.tim"))
+        over = re.findall(r"(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", text)
+        over = [o for o in over if int(o[1]) > int(o[2])]
+        if over:
+            what = ", ".join(f"{t} {u}/{a} ({p}%)" for t, u, a, p in over)
+            raise BuildError(f"the design does not fit the device: {what}; try a smaller "
+                             f"configuration ('anyprec estimate' is fast; log {log_path})")
+        tail = text.strip().splitlines()[-8:]
+        detail = " | ".join(t.strip() for t in tail if t.strip())[-600:]
+        raise BuildError(f"{label} failed (exit {r.returncode}; log {log_path}): {detail}")
+
+
+def count_cells(stat):
+    """Cell counts by type from yosys ``stat -json`` (the top module, hierarchy included)."""
+    design = stat.get("design") or {}
+    cells = design.get("num_cells_by_type")
+    if cells is None:
+        mods = stat.get("modules", {})
+        cells = {}
+        for mod in mods.values():
+            for k, v in mod.get("num_cells_by_type", {}).items():
+                cells[k] = cells.get(k, 0) + v
+    out = {}
+    for k, v in cells.items():
+        # Yosys names parametrised cells "$paramod$<hash>\SB_RAM40_4K".
+        base = k.split("\\")[-1]
+        out[base] = out.get(base, 0) + int(v)
+    return out
+
+
+def _estimate_luts(family, cells):
+    """nextpnr's logic-cell count predicted from yosys' cells.
+
+    Calibrated on the measured builds of docs/boards.md (within about 1.5 %): ECP5
+    TRELLIS_COMB is about 1.1 x (LUT4 + 2 per CCU2C + 4 per TRELLIS_DPR16X4); an iCE40
+    logic cell holds a LUT4, a carry and a flip-flop, and about 35 % of the carries and
+    40 % of the flip-flops cannot share a cell with a LUT.
+    """
+    if family == "ecp5":
+        return round(1.1 * (cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+                            + 4 * cells.get("TRELLIS_DPR16X4", 0)))
+    if family == "ice40":
+        ffs = sum(v for k, v in cells.items() if _FF_TYPES.match(k))
+        return round(cells.get("SB_LUT4", 0) + 0.35 * cells.get("SB_CARRY", 0) + 0.40 * ffs)
+    return sum(v for k, v in cells.items() if k.startswith("LUT"))
+
+
+def _resources_from_cells(board, cells):
+    ffs = sum(v for k, v in cells.items() if _FF_TYPES.match(k))
+    if board.family == "ecp5":
+        brams, dsps, sprams = cells.get("DP16KD", 0), cells.get("MULT18X18D", 0), 0
+    else:
+        brams = cells.get("SB_RAM40_4K", 0)
+        dsps = cells.get("SB_MAC16", 0)
+        sprams = cells.get("SB_SPRAM256KA", 0)
+    return {"luts": _estimate_luts(board.family, cells), "ffs": ffs, "brams": brams,
+            "dsps": dsps, "sprams": sprams}
+
+
+def bram_check(netlist_path, board):
+    """Where the weight-plane memory ``wmem`` went, from the synthesised JSON netlist.
+
+    Returns ``{"wmem_cells": {type: count}, "in_block_ram": bool, "detail": str}``;
+    block RAM means DP16KD on ECP5, SB_RAM40_4K or SB_SPRAM256KA on iCE40.
+    """
+    with open(netlist_path) as f:
+        net = json.load(f)
+    counts = {}
+    lut_ram = 0
+    for mod in net.get("modules", {}).values():
+        for cname, cell in mod.get("cells", {}).items():
+            if "wmem" not in cname:
+                continue
+            t = cell.get("type", "").split("\\")[-1]
+            counts[t] = counts.get(t, 0) + 1
+            if t in ("TRELLIS_DPR16X4", "$mem", "$mem_v2"):
+                lut_ram += 1
+    ok_types = {"ecp5": {"DP16KD"}, "ice40": {"SB_RAM40_4K", "SB_SPRAM256KA"}}
+    block = sum(v for k, v in counts.items() if k in ok_types.get(board.family, set()))
+    in_bram = block > 0 and lut_ram == 0
+    if in_bram:
+        detail = ", ".join(f"{v} x {k}" for k, v in sorted(counts.items())
+                           if k in ok_types[board.family])
+    elif counts:
+        detail = "weight memory cells: " + ", ".join(f"{v} x {k}" for k, v in counts.items())
+    else:
+        detail = "no block RAM cell carries the weight memory's name"
+    return {"wmem_cells": counts, "in_block_ram": in_bram, "detail": detail}
+
+
+def _fmax(report, clock_mhz):
+    """(achieved MHz, constraint MHz) of the design clock from nextpnr's report."""
+    fmax = report.get("fmax", {})
+    if not fmax:
+        return None, clock_mhz
+    best = min(fmax.items(), key=lambda kv: abs(kv[1].get("constraint", 0) - clock_mhz))
+    return float(best[1]["achieved"]), float(best[1].get("constraint", clock_mhz))
+
+
+def _util(report, *types):
+    u = report.get("utilization", {})
+    used = sum(int(u[t]["used"]) for t in types if t in u)
+    avail = sum(int(u[t]["available"]) for t in types if t in u)
+    return used, avail
+
+
+def _array_luts(netlist_path):
+    """LUT4 sites of the MAC array alone (cells under ``core.engine.array``)."""
+    try:
+        with open(netlist_path) as f:
+            net = json.load(f)
+    except OSError:
+        return None
+    n = 0
+    for mod in net.get("modules", {}).values():
+        for cname, cell in mod.get("cells", {}).items():
+            attrs = cell.get("attributes", {})
+            scope = attrs.get("hdlname", "") or cname
+            if "engine.array" not in cname and "engine array" not in scope:
+                continue
+            t = cell.get("type", "")
+            n += {"LUT4": 1, "SB_LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 2}.get(t, 0)
+    return n or None
+
+
+def _common(board, cfg, seed, top, tc, outdir):
+    return {"board": board.name, "device": board.device, "config": cfg.to_dict(),
+            "clock_mhz": round(top.clock_mhz, 4), "baud": top.baud, "seed": int(seed),
+            "tools": tc.versions, "outdir": str(outdir)}
+
+
+def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mhz=None,
+          baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS, progress=None, bench=False):
+    """Build the bitstream of ``cfg`` (default: the board's) and return the report dict.
+
+    ``progress(step_index, n_steps, name, state, seconds)`` is called with state
+    ``"start"`` and ``"done"`` for every step. ``bench=True`` (performance sweeps):
+    without ``target_mhz``, constrain the clock at the board's Fmax goal instead of its
+    default design clock, so nextpnr's reported Fmax is its best effort.
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    cfg = board.default if cfg is None else cfg
+    if bench and target_mhz is None:
+        target_mhz = board.goal_mhz
+    if not board.bitstream:
+        raise BuildError(f"{board.name}: the vendor tools are closed, anyprec cannot build "
+                         f"its bitstream; use 'anyprec build --board {board.name}' to export "
+                         "Verilog and constraints")
+    t_all = time.monotonic()
+    tc = resolve(board.family, toolchain)
+    outdir = Path(outdir or default_outdir(board.name)).resolve()
+    top, name, plan = _prepare(board, cfg, seed=seed, target_mhz=target_mhz, baud=baud,
+                               timeout_ms=timeout_ms, outdir=outdir)
+    pre, cmds = _script_steps((outdir / f"build_{name}.sh").read_text())
+    if len(cmds) != len(STEPS):
+        raise BuildError(f"unexpected build script {outdir / f'build_{name}.sh'}: "
+                         f"{len(cmds)} commands")
+    env = tc.environ()
+    steps = {}
+    for i, (label, cmd) in enumerate(zip(STEPS, cmds), start=1):
+        if progress:
+            progress(i, len(STEPS), label, "start", 0.0)
+        t0 = time.monotonic()
+        _run_step(label, pre, cmd, outdir, env, outdir / f"step{i}_{label.split()[0]}.log")
+        steps[label] = round(time.monotonic() - t0, 2)
+        if progress:
+            progress(i, len(STEPS), label, "done", steps[label])
+
+    stat = json.loads((outdir / f"{name}.stat.json").read_text())
+    cells = count_cells(stat)
+    rep = json.loads((outdir / f"{name}.report.json").read_text())
+    if board.family == "ecp5":
+        luts, luts_total = _util(rep, "TRELLIS_COMB")
+        brams, _ = _util(rep, "DP16KD")
+        dsps, _ = _util(rep, "MULT18X18D")
+        sprams = 0
+    else:
+        luts, luts_total = _util(rep, "ICESTORM_LC")
+        brams, _ = _util(rep, "ICESTORM_RAM")
+        dsps, _ = _util(rep, "ICESTORM_DSP")
+        sprams, _ = _util(rep, "ICESTORM_SPRAM")
+    fmax, constraint = _fmax(rep, top.clock_mhz)
+    bit = outdir / f"{name}.{_PACK_PRODUCT[board.family]}"
+    digest = hashlib.sha256(bit.read_bytes()).hexdigest()
+    ffs = sum(v for k, v in cells.items() if _FF_TYPES.match(k))
+    binops = cfg.rows * cfg.cols * cfg.max_abits
+    array_luts = _array_luts(outdir / f"{name}.json")
+    report = _common(board, cfg, seed, top, tc, outdir)
+    report.update({
+        "luts": luts, "luts_total": luts_total or board.luts, "ffs": ffs,
+        "brams": brams, "brams_total": board.brams, "sprams": sprams,
+        "dsps": dsps, "dsps_total": board.dsps,
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+        "target_mhz": round(top.clock_mhz, 4), "goal_mhz": board.goal_mhz,
+        "timing_met": fmax is not None and fmax >= top.clock_mhz,
+        "binops_per_lut": round(binops / luts, 4) if luts else None,
+        "array_luts": array_luts,
+        "array_binops_per_lut": round(binops / array_luts, 4) if array_luts else None,
+        "weight_memory": bram_check(outdir / f"{name}.json", board),
+        "bitstream": str(bit), "bitstream_sha256": digest,
+        "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
+    })
+    (outdir / f"{name}.anyprec.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
+    """Synthesis only: estimated resources, whether ``cfg`` fits, and where the weight
+    memory went. Fast compared with :func:`build` (no place and route)."""
+    board = get_board(board) if isinstance(board, str) else board
+    cfg = board.default if cfg is None else cfg
+    t_all = time.monotonic()
+    if not board.bitstream:
+        raise BuildError(f"{board.name}: no open synthesis flow for {board.family}; "
+                         "estimates cover the iCE40 and ECP5 boards")
+    tc = resolve(board.family, toolchain)
+    outdir = Path(outdir or (default_outdir(board.name).parent / (board.name + "-estimate")))
+    outdir = outdir.resolve()
+    top, name, plan = _prepare(board, cfg, seed=1, target_mhz=None, baud=DEFAULT_BAUD,
+                               timeout_ms=DEFAULT_TIMEOUT_MS, outdir=outdir)
+    pre, cmds = _script_steps((outdir / f"build_{name}.sh").read_text())
+    if progress:
+        progress(1, 1, "synthesis", "start", 0.0)
+    t0 = time.monotonic()
+    _run_step("synthesis", pre, cmds[0], outdir, tc.environ(), outdir / "step1_synthesis.log")
+    if progress:
+        progress(1, 1, "synthesis", "done", round(time.monotonic() - t0, 2))
+    cells = count_cells(json.loads((outdir / f"{name}.stat.json").read_text()))
+    res = _resources_from_cells(board, cells)
+    totals = {"luts": board.luts, "ffs": board.ffs, "brams": board.brams, "dsps": board.dsps,
+              "sprams": board.sprams}
+    util = {k: (res[k] / totals[k] if totals[k] else (0.0 if res[k] == 0 else float("inf")))
+            for k in res}
+    fits = all(u <= 1.0 for u in util.values())
+    worst = max(util, key=util.get)
+    report = _common(board, cfg, 1, top, tc, outdir)
+    report.update({
+        "estimated": res, "totals": totals,
+        "utilization": {k: round(v, 4) for k, v in util.items()},
+        "fits": fits, "headroom": round(1.0 - util[worst], 4), "limiting": worst,
+        "within_headroom_limit": util[worst] <= HEADROOM_LIMIT,
+        "weight_memory": bram_check(outdir / f"{name}.json", board),
+        "cells": cells, "seconds": round(time.monotonic() - t_all, 2),
+    })
+    return report
+
+
+def export(board, cfg=None, *, outdir=None, baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS):
+    """Verilog, pin constraints and the vendor build script, for a closed-toolchain board.
+
+    Returns a report dict listing the files written.
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    cfg = board.default if cfg is None else cfg
+    t0 = time.monotonic()
+    outdir = Path(outdir or default_outdir(board.name)).resolve()
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+    top, name, plan = _prepare(board, cfg, seed=1, target_mhz=None, baud=baud,
+                               timeout_ms=timeout_ms, outdir=outdir)
+    files = sorted(str(p.relative_to(outdir)) for p in outdir.iterdir())
+    (outdir / "README.txt").write_text(
+        f"anyprec for the {board.title} ({board.device}), Verilog only.\n\n"
+        f"Configuration: {cfg.describe()}\n"
+        f"Clock: {top.clock_mhz:g} MHz from {board.clock_resource}; UART {top.baud} baud "
+        f"(8N1) on rx={board.uart_rx}, tx={board.uart_tx}.\n\n"
+        f"{name}.v is the whole design, {name}.xdc the pin and clock constraints. "
+        f"build_{name}.sh runs Vivado in batch mode ({name}.tcl); or create a project "
+        f"with both files, set {name} as top and run synthesis and implementation.\n")
+    files.append("README.txt")
+    report = {"board": board.name, "device": board.device, "config": cfg.to_dict(),
+              "clock_mhz": top.clock_mhz, "baud": top.baud, "outdir": str(outdir),
+              "files": files, "bitstream": None, "seconds": round(time.monotonic() - t0, 2)}
+    (outdir / f"{name}.anyprec.json").write_text(json.dumps(report, indent=1))
+    return report

@@ -1,0 +1,186 @@
+"""The board targets: device, resources, clocks, UART pins and a default configuration.
+
+Each default :class:`~anyprec.hw.config.AnyprecConfig` holds the shipped digits MLP
+(3 layers of at most 64 x 64, N = 8, A = 8) and was chosen from measured builds
+(docs/boards.md) to fit with headroom and meet timing at the board's target clock.
+"""
+
+from dataclasses import dataclass, field
+import importlib
+
+from ..golden.errors import AnyprecError
+from ..hw.config import AnyprecConfig
+
+__all__ = ["Board", "BOARDS", "get_board", "board_names", "UnknownBoardError"]
+
+
+class UnknownBoardError(AnyprecError):
+    """A board name that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board target.
+
+    Members
+    -------
+    name : str
+        Registry key (``--board`` value).
+    title : str
+        Human name.
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"xc7"``.
+    device, package : str
+    platform : str
+        ``"module:Class"`` of the amaranth-boards platform.
+    luts, ffs, brams, dsps : int
+        Device resources: logic cells (LUT4), flip-flops, block RAMs, DSP/multiplier
+        blocks.
+    bram_kind : str
+        The block-RAM primitive the weight memory must map to.
+    sprams : int
+        iCE40UP single-port 256 Kbit RAMs (0 elsewhere).
+    clock_resource : str
+        The oscillator resource; ``osc_mhz`` its frequency.
+    target_mhz : float
+        The PLL output the design runs at (the timing constraint).
+    goal_mhz : float
+        The Fmax goal of the project for this board (reported next to the result).
+    uart_rx, uart_tx : str
+        Package pins of the USB-serial bridge (the FPGA's receive and transmit pins).
+    leds : dict
+        ``role -> (resource, number[, subsignal])`` for ``heartbeat``, ``busy``,
+        ``error``.
+    default : AnyprecConfig
+    bitstream : bool
+        False for a vendor-tool board: Verilog and pin constraints only.
+    fits : bool
+        False when the smallest useful configuration is known not to fit the device
+        (measured); ``anyprec build --board all`` skips such a board.
+    notes : str
+    """
+    name: str
+    title: str
+    family: str
+    device: str
+    package: str
+    platform: str
+    luts: int
+    ffs: int
+    brams: int
+    bram_kind: str
+    dsps: int
+    clock_resource: str
+    osc_mhz: float
+    target_mhz: float
+    goal_mhz: float
+    uart_rx: str
+    uart_tx: str
+    leds: dict
+    default: AnyprecConfig
+    bitstream: bool = True
+    fits: bool = True
+    sprams: int = 0
+    extra_resources: str = ""
+    notes: str = ""
+    synth_opts: tuple = field(default=())
+
+    @property
+    def holds_digits(self):
+        """The default configuration holds the shipped digits MLP (3 x <= 64x64, N=A=8)."""
+        c = self.default
+        return (c.max_wbits == 8 and c.max_abits == 8 and c.layers >= 3 and c.max_m >= 64
+                and c.max_k >= 64)
+
+    def platform_class(self):
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def to_dict(self):
+        return {
+            "name": self.name, "title": self.title, "family": self.family,
+            "device": self.device, "package": self.package,
+            "resources": {"luts": self.luts, "ffs": self.ffs, "brams": self.brams,
+                          "bram_kind": self.bram_kind, "sprams": self.sprams,
+                          "dsps": self.dsps},
+            "osc_mhz": self.osc_mhz, "target_mhz": self.target_mhz,
+            "goal_mhz": self.goal_mhz,
+            "uart": {"rx": self.uart_rx, "tx": self.uart_tx},
+            "bitstream": self.bitstream, "fits": self.fits,
+            "default_config": self.default.to_dict(),
+            "holds_digits_mlp": self.holds_digits,
+            "notes": self.notes,
+        }
+
+
+def _cfg(rows, cols, **kw):
+    return AnyprecConfig(rows=rows, cols=cols, max_wbits=8, max_abits=8, max_m=64, max_k=64,
+                         layers=kw.pop("layers", 3), stream_width=8, **kw)
+
+
+BOARDS = {b.name: b for b in (
+    Board(
+        name="icebreaker", title="1BitSquared iCEBreaker", family="ice40",
+        device="iCE40UP5K", package="SG48",
+        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
+        clock_resource="clk12", osc_mhz=12.0, target_mhz=24.0, goal_mhz=50.0,
+        uart_rx="6", uart_tx="9",
+        leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
+        extra_resources="break_off_pmod",
+        default=_cfg(1, 4),
+        fits=False,
+        notes="Does not fit yet: the protocol core's controller, CRCs and requantiser "
+              "alone need more than the UP5K's 5,280 logic cells: a 1x4 array packs into "
+              "5,788 (110%, docs/boards.md). Memories are fine: the weight and "
+              "requantisation memories map to SPRAM. The busy LED is on the snap-off PMOD.",
+        synth_opts=("-dsp", "-spram"),
+    ),
+    Board(
+        name="ulx3s-85f", title="Radiona ULX3S 85F", family="ecp5",
+        device="LFE5U-85F", package="CABGA381",
+        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        luts=83640, ffs=83640, brams=208, bram_kind="DP16KD", dsps=156,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=65.0, goal_mhz=150.0,
+        uart_rx="M1", uart_tx="L4",
+        leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+        default=_cfg(16, 16),
+    ),
+    Board(
+        name="icesugar-pro", title="MuseLab iCESugar-Pro", family="ecp5",
+        device="LFE5U-25F", package="CABGA256",
+        platform="amaranth_boards.icesugar_pro:ICESugarProPlatform",
+        luts=24288, ffs=24288, brams=56, bram_kind="DP16KD", dsps=28,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=65.0, goal_mhz=150.0,
+        uart_rx="A9", uart_tx="B9",
+        leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"),
+              "error": ("rgb_led", 0, "r")},
+        default=_cfg(8, 8),
+    ),
+    Board(
+        name="arty-a7-35", title="Digilent Arty A7-35T", family="xc7",
+        device="xc7a35ticsg324-1L", package="csg324",
+        platform="amaranth_boards.arty_a7:ArtyA7_35Platform",
+        luts=20800, ffs=41600, brams=50, bram_kind="RAMB36E1", dsps=90,
+        clock_resource="clk100", osc_mhz=100.0, target_mhz=100.0, goal_mhz=100.0,
+        uart_rx="A9", uart_tx="D10",
+        leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+        default=_cfg(8, 8),
+        bitstream=False,
+        notes="Vendor tools (Vivado) are closed: anyprec writes Verilog, a wrapper and an "
+              "XDC; build the bitstream in Vivado.",
+    ),
+)}
+
+
+def board_names():
+    return list(BOARDS)
+
+
+def get_board(name) -> Board:
+    """The board called ``name``; UnknownBoardError lists the known ones."""
+    try:
+        return BOARDS[name]
+    except (KeyError, TypeError):
+        raise UnknownBoardError(f"unknown board {name!r}; known boards: "
+                                f"{', '.join(BOARDS)}") from None

@@ -1,0 +1,171 @@
+"""8N1 UART receiver and transmitter for the board tops.
+
+Both run from the ``sync`` clock with an integer ``divisor`` (clock cycles per bit). The
+receiver re-times the pin through two flip-flops, starts on a falling edge, checks the
+start bit at mid-bit, samples the 8 data bits (LSB first) at their middles and accepts a
+byte only when the stop bit reads high; a byte with a bad stop bit is dropped and counted
+in ``errors``. The baud error budget of 8N1 is about +-4 % over a frame, so any divisor of
+16 or more gives a usable link (rounding the divisor costs at most 1/32).
+"""
+
+from amaranth import Module, Signal, Cat
+from amaranth.lib import wiring, stream
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from ..golden.errors import ConfigError
+
+__all__ = ["UartRx", "UartTx", "uart_divisor", "MIN_DIVISOR"]
+
+#: The smallest divisor the receiver accepts (it needs a mid-bit sample point).
+MIN_DIVISOR = 4
+
+
+def uart_divisor(clock_hz, baud):
+    """Clock cycles per bit, rounded; raises ConfigError when the baud rate is unusable."""
+    if baud <= 0 or clock_hz <= 0:
+        raise ConfigError(f"baud and clock must be positive, not {baud!r} and {clock_hz!r}")
+    div = round(clock_hz / baud)
+    if div < MIN_DIVISOR:
+        raise ConfigError(f"{baud} baud is too fast for a {clock_hz / 1e6:g} MHz clock "
+                         f"(needs at least {MIN_DIVISOR} clocks per bit)")
+    error = abs(clock_hz / div - baud) / baud
+    if error > 0.02:
+        raise ConfigError(f"{baud} baud from a {clock_hz / 1e6:g} MHz clock is off by "
+                         f"{100 * error:.1f}% (at most 2% works reliably)")
+    return div
+
+
+def _check_divisor(divisor):
+    if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
+        raise ValueError(f"divisor must be an integer >= {MIN_DIVISOR}, not {divisor!r}")
+
+
+class UartRx(wiring.Component):
+    """UART receiver.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit.
+
+    Members
+    -------
+    rx : In(1)
+        The serial input pin (idle high); it is synchronised here.
+    o : Out(stream.Signature(8))
+        Received bytes. There is no flow control on a UART: ``o.valid`` is a one-cycle
+        pulse and the byte is lost if nothing takes it (``o.ready`` is ignored).
+    errors : Out(8)
+        Bytes dropped for a low stop bit (wraps).
+    active : Out(1)
+        A byte is being received.
+    """
+
+    rx: In(1, init=1)
+    o: Out(stream.Signature(8))
+    errors: Out(8)
+    active: Out(1)
+
+    def __init__(self, *, divisor):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self._divisor
+        pin = Signal(init=1)
+        m.submodules.sync = FFSynchronizer(self.rx, pin, init=1)
+        timer = Signal(range(div + div // 2 + 1))
+        bit = Signal(range(9))
+        shreg = Signal(8)
+        m.d.sync += self.o.valid.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~pin):
+                    m.d.sync += timer.eq(div // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += self.active.eq(1)
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(pin):
+                    m.next = "IDLE"          # a glitch, not a start bit
+                with m.Else():
+                    m.d.sync += [timer.eq(div - 1), bit.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += self.active.eq(1)
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    m.d.sync += [shreg.eq(Cat(shreg[1:], pin)), timer.eq(div - 1),
+                                 bit.eq(bit + 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                m.d.comb += self.active.eq(1)
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    with m.If(pin):
+                        m.d.sync += [self.o.payload.eq(shreg), self.o.valid.eq(1)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        # Framing error: wait for the line to return high before the next
+                        # start bit can be recognised.
+                        m.d.sync += self.errors.eq(self.errors + 1)
+                        m.next = "BREAK"
+            with m.State("BREAK"):
+                with m.If(pin):
+                    m.next = "IDLE"
+        return m
+
+
+class UartTx(wiring.Component):
+    """UART transmitter.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit.
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes to send; one is taken whenever the transmitter is idle.
+    tx : Out(1)
+        The serial output pin (idle high, driven from a register).
+    busy : Out(1)
+    """
+
+    i: In(stream.Signature(8))
+    tx: Out(1, init=1)
+    busy: Out(1)
+
+    def __init__(self, *, divisor):
+        _check_divisor(divisor)
+        self._divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        div = self._divisor
+        timer = Signal(range(div))
+        shreg = Signal(10)               # stop, data[7:0], start; shifted out LSB first
+        left = Signal(range(11))         # bits not yet started
+        m.d.comb += [self.busy.eq((left != 0) | (timer != 0)), self.i.ready.eq(~self.busy)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [shreg.eq(Cat(0, self.i.payload, 1)), left.eq(10)]
+        with m.Elif(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        with m.Elif(left != 0):
+            # Each bit is held for `div` cycles; `busy` covers the whole stop bit.
+            m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg[1:]), left.eq(left - 1),
+                         timer.eq(div - 1)]
+        return m

@@ -1,0 +1,164 @@
+"""``anyprec build``: bitstream (or Verilog for closed-toolchain boards) and a JSON report."""
+
+import json
+import sys
+
+from . import add_parser, add_config_args, config_from_args
+
+ORDER = 61
+
+
+def register(sub):
+    p = add_parser(
+        sub, "build", help="build a board's bitstream and report resources and Fmax",
+        description="Synthesise, place and route and pack the accelerator for a board\n"
+                    "(UART bridge, PLL, status LEDs) with the open toolchain, then report\n"
+                    "LUTs, FFs, block RAMs, DSPs, Fmax against the design clock, the seed,\n"
+                    "tool versions and the bitstream's SHA-256. The same seed and inputs give\n"
+                    "the same bitstream. Boards with closed vendor tools (arty-a7-35) get\n"
+                    "Verilog and pin constraints instead. Configuration flags override the\n"
+                    "board's default configuration ('anyprec boards').",
+        examples=["anyprec build --board icebreaker",
+                  "anyprec build --board ulx3s-85f --rows 16 --cols 16 --seed 3 --json",
+                  "anyprec build --board all                   every target (make boards)",
+                  "anyprec build --board arty-a7-35 -o out/arty  Verilog + XDC for Vivado",
+                  "anyprec build --board icebreaker --toolchain system --baud 1000000"])
+    p.add_argument("--board", required=True, metavar="NAME",
+                   help="board name (see 'anyprec boards'), or 'all'")
+    add_config_args(p)
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                   help="design clock made by the PLL (default: the board's)")
+    p.add_argument("--baud", type=int, default=None,
+                   help="UART baud rate (default 115200)")
+    p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
+                   help="yowasp: the PyPI tools (default); system: yosys/nextpnr on PATH")
+    p.add_argument("-o", "--outdir", default=None, metavar="DIR",
+                   help="build directory (default build/boards/<board>)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when timing is not met")
+    p.set_defaults(func=run)
+
+
+def _check(args):
+    from ...golden.errors import ConfigError
+    if args.seed < 0 or args.seed > 2**31 - 1:
+        raise ConfigError(f"--seed must be from 0 to 2147483647, not {args.seed}")
+    if args.baud is not None and args.baud <= 0:
+        raise ConfigError(f"--baud must be positive, not {args.baud}")
+    if args.clock is not None and not 1 <= args.clock <= 500:
+        raise ConfigError(f"--clock must be from 1 to 500 MHz, not {args.clock:g}")
+
+
+def board_and_config(args):
+    """(Board, AnyprecConfig) from --board and the configuration flags."""
+    from ...boards.registry import get_board
+    from ...golden.errors import ConfigError
+    board = get_board(args.board)
+    cfg = config_from_args(args, base=board.default)
+    if cfg.stream_width != 8:
+        raise ConfigError(f"board builds talk over a UART and need --stream-width 8, not "
+                          f"{cfg.stream_width}")
+    return board, cfg
+
+
+def _progress(json_mode, board):
+    def show(i, n, label, state, seconds):
+        if state == "start":
+            print(f"[{board} {i}/{n}] {label} ...", file=sys.stderr, flush=True)
+        else:
+            print(f"[{board} {i}/{n}] {label} done in {seconds:.1f} s", file=sys.stderr,
+                  flush=True)
+    return show
+
+
+def run(args):
+    from ...boards import build as B
+    from ...boards.registry import BOARDS
+    from ...boards.top import DEFAULT_BAUD
+    from ...golden.errors import AnyprecError
+    _check(args)
+    names = list(BOARDS) if args.board == "all" else [args.board]
+    if args.board == "all":
+        for name in [n for n in names if not BOARDS[n].fits]:
+            print(f"anyprec: skipping {name}: {BOARDS[name].notes.split('. ')[0]}",
+                  file=sys.stderr)
+        names = [n for n in names if BOARDS[n].fits]
+    reports, failures = [], []
+    failed_timing = False
+    for name in names:
+        a = _Args(args, board=name)
+        board, cfg = board_and_config(a)
+        baud = args.baud or DEFAULT_BAUD
+        outdir = args.outdir if len(names) == 1 else None
+        try:
+            if not board.bitstream:
+                rep = B.export(board, cfg, outdir=outdir, baud=baud)
+            else:
+                rep = B.build(board, cfg, seed=args.seed, toolchain=args.toolchain,
+                              outdir=outdir, target_mhz=args.clock, baud=baud,
+                              progress=_progress(args.json, board.name))
+                failed_timing |= not rep["timing_met"]
+        except AnyprecError as e:
+            if len(names) == 1:
+                raise
+            # --board all: report and go on with the other boards.
+            print(f"anyprec: error: {name}: {e}", file=sys.stderr)
+            failures.append(name)
+            continue
+        reports.append(rep)
+        if not args.json:
+            _summary(rep, board)
+    if args.json:
+        print(json.dumps(reports[0] if len(names) == 1 else
+                         {"builds": reports, "failed": failures}, indent=1))
+    if failures:
+        raise AnyprecError(f"{len(failures)} of {len(names)} board builds failed: "
+                           f"{', '.join(failures)}")
+    return 1 if (args.strict and failed_timing) else 0
+
+
+class _Args:
+    """args with one attribute replaced."""
+    def __init__(self, args, **changes):
+        self.__dict__.update(vars(args))
+        self.__dict__.update(changes)
+
+
+def _summary(r, board):
+    if r.get("bitstream") is None:
+        print(f"{r['board']} ({r['device']}): Verilog-only target, wrote {len(r['files'])} files "
+              f"to {r['outdir']}")
+        for f in r["files"]:
+            print(f"  {f}")
+        print(f"  clock {r['clock_mhz']:g} MHz, UART {r['baud']} baud; build the bitstream "
+              "with Vivado (README.txt there)")
+        return
+    c = r["config"]
+    met = "met" if r["timing_met"] else "NOT MET"
+    print(f"{r['board']} ({r['device']}): serial {c['rows']}x{c['cols']}, N={c['max_wbits']}, "
+          f"A={c['max_abits']}, {c['layers']} layers of <= {c['max_m']}x{c['max_k']}")
+    print(f"  LUTs   {r['luts']:>7} / {r['luts_total']} ({100 * r['luts'] / r['luts_total']:.1f}%)")
+    print(f"  FFs    {r['ffs']:>7}")
+    bram = f"{r['brams']:>7} / {board.brams} {board.bram_kind}"
+    if r.get("sprams"):
+        bram += f", {r['sprams']} / {board.sprams} SPRAM"
+    print(f"  BRAMs  {bram}")
+    print(f"  DSPs   {r['dsps']:>7} / {board.dsps}")
+    print(f"  Fmax   {r['fmax_mhz']:>7} MHz vs {r['target_mhz']:g} MHz design clock: timing {met}"
+          f" (goal {r['goal_mhz']:g} MHz)")
+    if r.get("binops_per_lut"):
+        print(f"  binary ops per LUT per cycle: {r['binops_per_lut']:.3f} (whole design)"
+              + (f", {r['array_binops_per_lut']:.3f} (MAC array alone)"
+                 if r.get("array_binops_per_lut") else ""))
+    wm = r["weight_memory"]
+    print(f"  weight memory: {'block RAM' if wm['in_block_ram'] else 'NOT in block RAM'} "
+          f"({wm['detail']})")
+    print(f"  seed {r['seed']}, {r['seconds']:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in r['steps'].items())})")
+    print(f"  bitstream {r['bitstream']}")
+    print(f"  sha256 {r['bitstream_sha256']}")
+    if not r["timing_met"]:
+        print(f"  warning: the design may not work at {r['target_mhz']:g} MHz; rebuild with "
+              f"--clock {int(r['fmax_mhz'] or 1)} or a smaller array", file=sys.stderr)

@@ -1,0 +1,172 @@
+"""Board targets: registry, elaboration of every board top, Verilog-only export, CLI
+errors, the synthesis estimate, and (slow) full builds with bitstream reproducibility."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from anyprec.boards.build import _platform, _prepare, count_cells, export
+from anyprec.boards.registry import BOARDS, get_board, UnknownBoardError
+from anyprec.boards.top import BoardTop
+from anyprec.golden.export import DEFAULT_MODEL, load_model
+from anyprec.host.cli import main
+from anyprec.host.driver import check_model
+
+NAMES = list(BOARDS)
+
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_registry_fields():
+    assert {"icebreaker", "ulx3s-85f", "icesugar-pro", "arty-a7-35"} <= set(NAMES)
+    for b in BOARDS.values():
+        assert b.default.stream_width == 8, b.name
+        assert b.family in ("ice40", "ecp5", "xc7")
+        assert b.luts > 0 and b.brams > 0 and b.target_mhz > 0
+        assert b.platform_class().device.lower().startswith(b.device.lower()[:8])
+        d = b.to_dict()
+        assert d["default_config"]["rows"] == b.default.rows
+    with pytest.raises(UnknownBoardError, match="known boards: icebreaker"):
+        get_board("de10-nano")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if BOARDS[n].holds_digits])
+def test_default_config_holds_the_digits_mlp(name):
+    """The shipped 3-layer digits MLP (N=8, A=8) fits the board's default configuration."""
+    net, _ = load_model(DEFAULT_MODEL)
+    shapes = check_model(net, BOARDS[name].default)
+    assert shapes == [(64, 64), (64, 64), (10, 64)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_board_top_elaborates(name, tmp_path):
+    """Every board target elaborates into a complete build tree (no tools run)."""
+    board = get_board(name)
+    top, stem, plan = _prepare(board, board.default, seed=1, target_mhz=None, baud=115200,
+                               timeout_ms=50, outdir=tmp_path / name)
+    files = {p.name for p in (tmp_path / name).iterdir()}
+    assert f"build_{stem}.sh" in files
+    if board.family == "xc7":
+        assert f"{stem}.v" in files and f"{stem}.xdc" in files
+    else:
+        assert f"{stem}.il" in files
+        il = (tmp_path / name / f"{stem}.il").read_text()
+        assert "EHXPLLL" in il or "SB_PLL40_PAD" in il
+        assert "\\wmem" in il
+    # The UART divisor matches the PLL clock within 2 %.
+    assert abs(top.clock_mhz * 1e6 / top.divisor - 115200) / 115200 < 0.02
+
+
+def test_arty_verilog_only_export(tmp_path):
+    rep = export("arty-a7-35", outdir=tmp_path / "arty")
+    out = Path(rep["outdir"])
+    xdc = (out / "anyprec_arty_a7_35.xdc").read_text()
+    for pin in ("E3", "A9", "D10"):          # clk100, uart rx, uart tx
+        assert pin in xdc, pin
+    v = (out / "anyprec_arty_a7_35.v").read_text()
+    assert "module anyprec_arty_a7_35" in v
+    assert "README.txt" in rep["files"] and rep["bitstream"] is None
+    assert "Vivado" in (out / "README.txt").read_text()
+
+
+def test_cli_boards_json(capsys):
+    code, out, _ = _cli(capsys, "boards", "--json")
+    assert code == 0
+    names = [b["name"] for b in json.loads(out)["boards"]]
+    assert names == NAMES
+    code, out, _ = _cli(capsys, "boards")
+    assert code == 0 and "ulx3s-85f" in out and "LFE5U-85F" in out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["build", "--board", "nope"], "unknown board 'nope'; known boards: icebreaker"),
+    (["estimate", "--board", "nope"], "unknown board 'nope'"),
+    (["build", "--board", "icebreaker", "--rows", "0"], "rows must be from 1 to 256, not 0"),
+    (["build", "--board", "ulx3s-85f", "--stream-width", "32"], "need --stream-width 8"),
+    (["build", "--board", "ulx3s-85f", "--seed", "-1"], "--seed must be from 0"),
+    (["build", "--board", "ulx3s-85f", "--clock", "900"], "--clock must be from 1 to 500"),
+    (["estimate", "--board", "icebreaker", "--max-k", "70000"], "max_k must be from 1"),
+    (["build", "--board", "icesugar-pro", "--baud", "50000000", "--toolchain", "yowasp"],
+     "too fast"),
+    (["estimate", "--board", "arty-a7-35"], "no open synthesis flow"),
+    (["build", "--board", "icebreaker", "--clock", "400"], "cannot make 400 MHz"),
+])
+def test_cli_bad_input_is_one_line(capsys, argv, match):
+    code, out, err = _cli(capsys, *argv)
+    assert code == 2, (argv, out, err)
+    assert match in err
+    assert err.startswith("anyprec: error: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_cli_missing_toolchain_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    code, out, err = _cli(capsys, "build", "--board", "icebreaker", "--toolchain", "system")
+    assert code == 2
+    assert "yosys is not installed" in err and len(err.strip().splitlines()) == 1
+
+
+def test_count_cells_strips_paramod():
+    stat = {"design": {"num_cells_by_type": {"$paramod$abc\\SB_RAM40_4K": 3,
+                                             "SB_RAM40_4K": 1, "SB_LUT4": 7}}}
+    assert count_cells(stat) == {"SB_RAM40_4K": 4, "SB_LUT4": 7}
+
+
+def test_estimate_icebreaker_default(tmp_path, capsys):
+    """Synthesis-only estimate: resources against the device, the fit verdict (the UP5K
+    is too small for the core, which the estimate must say before any place and route),
+    and the weight memory in block RAM (SPRAM), not LUTs."""
+    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--json",
+                          "-o", str(tmp_path / "est"))
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["board"] == "icebreaker" and r["config"]["rows"] == 1
+    assert set(r["utilization"]) == {"luts", "ffs", "brams", "dsps", "sprams"}
+    assert r["estimated"]["luts"] > 4000
+    assert r["fits"] is False and r["limiting"] == "luts" and r["headroom"] < 0
+    assert r["weight_memory"]["in_block_ram"], r["weight_memory"]
+    assert r["weight_memory"]["wmem_cells"].get("SB_SPRAM256KA", 0) >= 1
+    assert r["estimated"]["brams"] <= 30 and r["estimated"]["sprams"] <= 4
+    assert "[icebreaker 1/1] synthesis" in err
+    # The readable form says the same in one verdict line.
+    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker",
+                          "-o", str(tmp_path / "est2"))
+    assert code == 0 and "does NOT fit: LUTs over by" in out and "block RAM" in out
+
+
+def _build(tmp_path, board, seed, sub):
+    from anyprec.boards.build import build
+    return build(board, seed=seed, outdir=tmp_path / sub)
+
+
+@pytest.mark.slow
+def test_build_is_reproducible(tmp_path):
+    """Same seed and inputs give the same bitstream; the report has every field.
+    (On the iCESugar-Pro, the smallest target that fits; about 5 minutes per build.)"""
+    a = _build(tmp_path, "icesugar-pro", 7, "a")
+    b = _build(tmp_path, "icesugar-pro", 7, "b")
+    assert a["bitstream_sha256"] == b["bitstream_sha256"]
+    for key in ("board", "device", "config", "luts", "luts_total", "ffs", "brams", "dsps",
+                "fmax_mhz", "target_mhz", "timing_met", "seed", "tools", "bitstream",
+                "bitstream_sha256", "seconds"):
+        assert key in a, key
+    assert a["seed"] == 7 and a["luts"] <= a["luts_total"]
+    assert a["weight_memory"]["in_block_ram"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in NAMES if BOARDS[n].bitstream and BOARDS[n].fits])
+def test_full_build(tmp_path, name):
+    r = _build(tmp_path, name, 1, name)
+    board = get_board(name)
+    assert r["luts"] <= r["luts_total"]
+    assert r["brams"] <= board.brams
+    assert r["weight_memory"]["in_block_ram"], r["weight_memory"]
+    assert r["timing_met"], f"{name}: Fmax {r['fmax_mhz']} MHz < {r['target_mhz']} MHz"
+    assert Path(r["bitstream"]).stat().st_size > 1000

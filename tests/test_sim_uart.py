@@ -1,0 +1,42 @@
+"""The board design end to end through its UART pins (sim/uart_tb.py): a bit-level cocotb
+UART model with the host driver's serial framing on top, the digits MLP bit-exact against
+IntNetwork.forward at several precisions, and a frame with lost bytes answered after the
+bridge's inter-byte timeout instead of hanging the link."""
+
+import numpy as np
+import pytest
+
+from anyprec.golden.arith import quantize_pixels
+from anyprec.golden.data import load_split
+from anyprec.golden.export import DEFAULT_MODEL, load_model
+from anyprec.host.protocol import Status
+from anyprec.hw.config import AnyprecConfig
+from anyprec.sim.uart_runner import run_uart
+
+CFG = AnyprecConfig(rows=8, cols=8, layers=3, stream_width=8)
+
+
+def _check(sim, precisions, samples, planes):
+    net, _ = load_model(DEFAULT_MODEL)
+    _, x, _, _ = load_split()
+    settings = [(k, a, quantize_pixels(x[:samples], a, net.a)) for k, a in precisions]
+    result, logits = run_uart(CFG, net, settings, sim=sim, planes=planes)
+    assert result["info_rows"] == 8 and result["info_cols"] == 8
+    assert result["lost_bytes_status"] == Status.TRUNCATED
+    assert result["lost_bytes_tag"] == 0x5A
+    assert result["after_loss_ok"] is True
+    for (k, a, xq), got in zip(settings, logits):
+        want = net.forward(xq.T, k, a).T
+        np.testing.assert_array_equal(got, want, err_msg=f"{sim}: wbits {k} abits {a}")
+
+
+def test_uart_digits_icarus():
+    """Fast: three precisions (planes 0..2 loaded), two test images each, on Icarus."""
+    _check("icarus", [(3, 8), (2, 4), (1, 8)], samples=2, planes=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_uart_digits_full(sim):
+    """All planes, 8/5/1-bit weights and 8/4/2-bit activations, four images each."""
+    _check(sim, [(8, 8), (5, 4), (1, 2)], samples=4, planes=None)
