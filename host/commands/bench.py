@@ -1,0 +1,140 @@
+"""anyprec bench: measured performance of bit-serial against bit-parallel designs."""
+
+import json
+from pathlib import Path
+
+from . import add_parser, progress_printer
+from ...golden.errors import AnyprecError
+
+ORDER = 60
+
+
+def register(sub):
+    p = add_parser(sub, "bench", "measure throughput, area and Fmax against the bit-parallel "
+                   "baseline",
+                   "Place and route each point (design, board, R x C) with the open toolchain, "
+                   "simulate a 256 x 256 reference layer at k = 1..8 cycle-accurately, and "
+                   "compare effective MAC/s, MAC/s per LUT and utilisation of the bit-serial "
+                   "array against the bit-parallel int8 baseline (LUT-only and DSP). Points "
+                   "run in parallel on Dask (a local cluster, or --scheduler). Also measures "
+                   "the simulation flow's speed against a bare Verilator run.",
+                   ["anyprec bench                       # representative subset",
+                    "anyprec bench --full --json > bench.json",
+                    "anyprec bench --points serial:ulx3s-85f:16x16,parallel-dsp:ulx3s-85f:12x12",
+                    "anyprec bench --scheduler tcp://10.0.0.5:8786 --full",
+                    "anyprec bench --write-docs         # docs/performance.md + plot"])
+    p.add_argument("--full", action="store_true",
+                   help="the full sweep (4x4, 8x8, 16x16 of each design; long)")
+    p.add_argument("--points", default=None, metavar="D:BOARD:RxC[:REF],...",
+                   help="explicit points, e.g. serial:ulx3s-85f:8x8")
+    p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="an existing Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
+    p.add_argument("--no-speed", action="store_true",
+                   help="skip the simulation-speed measurement")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.add_argument("--out", default="build/bench", help="build directory (default build/bench)")
+    p.add_argument("--write-docs", action="store_true",
+                   help="write docs/performance.md and docs/performance.png")
+    p.set_defaults(func=run)
+
+
+def parse_points(text):
+    from ...boards.bench import Point, DESIGNS
+    from ...boards.registry import get_board
+    out = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        try:
+            design, board, size = parts[:3]
+            rows, cols = (int(v) for v in size.lower().split("x"))
+            ref = int(parts[3]) if len(parts) > 3 else 256
+        except ValueError:
+            raise AnyprecError(f"a point looks like serial:ulx3s-85f:8x8[:256], not {item!r}") from None
+        if design not in DESIGNS:
+            raise AnyprecError(f"unknown design {design!r} in {item!r}; "
+                               f"choose from {', '.join(DESIGNS)}")
+        get_board(board)
+        out.append(Point(design, board, rows, cols, ref))
+    return out
+
+
+def run(args):
+    from ...boards import bench
+    if args.workers < 1:
+        raise AnyprecError(f"--workers must be at least 1, not {args.workers}")
+    points = (parse_points(args.points) if args.points
+              else bench.DEFAULT_POINTS if args.full else bench.QUICK_POINTS)
+    for p in points:
+        bench.point_config(p)            # bad points fail here, before any build
+    progress = None if args.json else progress_printer("bench")
+    if progress:
+        progress(f"{len(points)} points on {args.workers} Dask workers"
+                 + (f" at {args.scheduler}" if args.scheduler else ""))
+    records = bench.run(points, seed=args.seed, outdir=args.out, scheduler=args.scheduler,
+                        workers=args.workers, progress=progress)
+    rep = bench.report(records, seed=args.seed)
+    from ...sim.cycles import layer_cycles
+    if progress:
+        progress("measuring layer cycles against the ideal (default 8x8 build)")
+    rep["layer_cycles"] = {"config": "default 8x8", "layers": layer_cycles(
+        [(32, 32), (64, 64), (32, 64), (64, 32)])}
+    if not args.no_speed:
+        from ...sim.speed import compare
+        if progress:
+            progress("measuring simulation speed (verify flow vs bare Verilator)")
+        rep["tooling_speed"] = compare(samples=100, bits=(1, 8))
+    if args.write_docs:
+        docs = Path(__file__).resolve().parents[2] / "docs"
+        bench.plot(rep, docs / "performance.png")
+        text = bench.markdown(rep) + _cycles_md(rep["layer_cycles"])
+        if "tooling_speed" in rep:
+            text += _speed_md(rep["tooling_speed"])
+        (docs / "performance.md").write_text(text)
+        (docs / "performance.json").write_text(json.dumps(rep, indent=1))
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        print(bench.markdown(rep).split("## Tools")[0])
+        print(_cycles_md(rep["layer_cycles"]))
+        if "tooling_speed" in rep:
+            print(_speed_md(rep["tooling_speed"]))
+    return 0 if all("error" not in r for r in records) else 1
+
+
+def _speed_md(sp):
+    b = sp["bare_verilator"]
+    lines = ["", "## Simulation speed", "",
+             f"The verify flow (host driver + cocotb + the harness) on the digits model, "
+             f"{sp['workload']['samples']} images at k = "
+             f"{', '.join(map(str, sp['workload']['wbits']))}, against a bare Verilator run "
+             "(a C++ main, no cocotb) replaying the same frames through the same design:", "",
+             "| run | cycles | seconds | cycles/s | ratio to bare | same responses |",
+             "|---|---|---|---|---|---|",
+             f"| bare Verilator | {b['cycles']} | {b['seconds']:.3f} | "
+             f"{b['cycles_per_second']:.0f} | 1 | - |"]
+    for sim, f in sp["flows"].items():
+        lines.append(f"| verify flow on {sim} | {f['cycles']} | {f['seconds']:.3f} | "
+                     f"{f['cycles_per_second']:.0f} | {f['ratio_to_bare']:.3f} | "
+                     f"{'yes' if f['same_responses_as_bare'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cycles_md(lc):
+    lines = ["", "## Cycles against the ideal", "",
+             f"MATVEC on the {lc['config']} build (Verilator), from the start command to the "
+             "last result, against the ideal k*ceil(K/C)*ceil(M/R); every result checked "
+             "against golden.", "",
+             "| M x K | " + " | ".join(f"k={k}" for k in range(1, 9)) + " | overhead |",
+             "|---|" + "---|" * 9]
+    for r in lc["layers"]:
+        cells = [f"{r['cycles'][k]} ({r['over_ideal'][k]:.2f}x)" for k in range(1, 9)]
+        lines.append(f"| {r['m']} x {r['k']} | " + " | ".join(cells) +
+                     f" | {', '.join(map(str, r['overhead_cycles']))} |")
+    lines += ["", "Latency ratio cycles(8 bits) / cycles(k bits) (ideal 8/k):", ""]
+    for r in lc["layers"]:
+        lines.append(f"- {r['m']} x {r['k']}: " + ", ".join(
+            f"k={k}: {r['latency_ratio_8_over_k'][k]} (ideal {r['ideal_ratio_8_over_k'][k]})"
+            for k in (1, 2, 4)))
+    return "\n".join(lines) + "\n"

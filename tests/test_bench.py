@@ -1,0 +1,90 @@
+"""anyprec bench: the comparison arithmetic, and one point measured for real in simulation.
+
+Place and route of the sweep runs in `make bench` / `make test-all`; here a stand-in
+supplies the place-and-route numbers so the simulation part and the report are checked.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from anyprec.boards import bench
+
+
+def _rec(design, r, c, luts, fmax, util=1.0, board="ulx3s-85f"):
+    ks = range(1, 9)
+    if design == "serial":
+        mac = {str(k): r * c * fmax * 1e6 / k * util for k in ks}
+    else:
+        mac = {str(k): r * c * fmax * 1e6 * util for k in ks}
+    return {"design": design, "board": board, "rows": r, "cols": c, "luts": luts,
+            "fmax_mhz": fmax, "utilisation": {str(k): util for k in ks},
+            "mac_per_s": mac, "mac_per_s_per_lut": {k: v / luts for k, v in mac.items()}}
+
+
+def test_summary_ratios():
+    pts = [_rec("serial", 16, 16, 8000, 120, 0.97), _rec("serial", 8, 8, 2500, 130, 0.99),
+           _rec("parallel-lut", 8, 8, 12000, 100), _rec("parallel-dsp", 12, 12, 3000, 110)]
+    s = bench.summarize(pts)
+    # Best serial MAC/s per LUT at k=1 (the 16x16 here) over the LUT-only parallel array.
+    best_serial = max(256 * 120e6 * 0.97 / 8000, 64 * 130e6 * 0.99 / 2500)
+    want = best_serial / (64 * 100e6 / 12000)
+    assert s["equal_lut_ratio"]["1"] == pytest.approx(want, rel=1e-3)
+    # Whole device at k=8: the 16x16 serial against the 12x12 DSP array.
+    want8 = (256 * 120e6 / 8 * 0.97) / (144 * 110e6)
+    assert s["whole_device_ratio"]["8"] == pytest.approx(want8, rel=1e-3)
+    assert s["min_utilisation"] == 0.97
+    assert set(s["equal_lut_ratio"]) == {str(k) for k in range(1, 9)}
+
+
+def test_summary_skips_failed_points():
+    pts = [_rec("serial", 8, 8, 2500, 130), {"design": "parallel-lut", "board": "ulx3s-85f",
+                                             "rows": 8, "cols": 8, "error": "did not fit"}]
+    s = bench.summarize(pts)
+    assert s["equal_lut_ratio"] == {}
+    assert s["min_utilisation"] == 1.0
+
+
+def test_measure_point_with_stand_in_pnr(tmp_path):
+    p = bench.Point("serial", "ulx3s-85f", 8, 8, ref=64)
+
+    def fake_pnr(point, cfg, seed, outdir):
+        assert cfg.rows == 8 and cfg.max_m == 64 and cfg.design == "serial"
+        return {"luts": 1000, "fmax_mhz": 100.0, "ffs": 900, "brams": 4, "dsps": 1,
+                "device": "LFE5U-85F", "luts_total": 83640, "timing_met": True, "tools": {}}
+
+    r = bench.measure(p, pnr=fake_pnr, outdir=tmp_path)
+    # Cycles measured in simulation: at least the ideal k*8*8, and near it.
+    for k in range(1, 9):
+        c = r["cycles"][str(k)]
+        assert c >= k * 64
+        assert r["utilisation"][str(k)] == pytest.approx(k * 64 / c, abs=1e-4)
+        assert r["mac_per_s"][str(k)] == pytest.approx(64 * 100e6 / k * k * 64 / c, rel=1e-6)
+    # Cycles grow by exactly one ideal pass per weight bit.
+    steps = {r["cycles"][str(k + 1)] - r["cycles"][str(k)] for k in range(1, 8)}
+    assert steps == {64}, r["cycles"]
+    md = bench.markdown(bench.report([r]))
+    assert "| serial | ulx3s-85f | 8x8 | 1000 |" in md
+
+
+def test_bench_cli_bad_points():
+    for bad, msg in (("serial:nowhere:8x8", "board"), ("magic:ulx3s-85f:8x8", "design"),
+                     ("serial:ulx3s-85f:8by8", "looks like")):
+        r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--points", bad],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert msg in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_bench_quick_subset_real(tmp_path):
+    # Real place and route + simulation of the make-bench subset.
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--json",
+                        "--no-speed", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert len(rep["points"]) == len(bench.QUICK_POINTS)
+    for p in rep["points"]:
+        assert p["luts"] > 0 and p["fmax_mhz"] > 0
