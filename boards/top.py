@@ -87,7 +87,11 @@ class BoardTop(Elaboratable):
             m.d.sync += por.eq(0)
         with m.Elif(~por.all()):
             m.d.sync += por.eq(por + 1)
-        m.d.comb += cd.rst.eq(~por.all())
+        # The reset reaches every flip-flop: drive it from a flip-flop, not from the
+        # counter's 12-input AND (that net was the critical path, docs/boards.md).
+        rst = Signal(reset_less=True, init=1)
+        m.d.sync += rst.eq(~por.all())
+        m.d.comb += cd.rst.eq(rst)
 
         m.submodules.core = core = self.core
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})

@@ -13,7 +13,7 @@ name           words x bits                     use
 =============  ===============================  ==========================================
 ``wmem``       depth x (R*C, or R*C*N)          weight bit-planes (block RAM)
 ``act0/1``     ceil(max(M,K)/C) x (C*A)         ping-pong activation buffers
-``tab``        layers*N*max_m x 48              requantisation m (16) and b (32)
+``tab``        layers*N*max_m x 48              requantisation m (16) and b (32), banked
 ``stage``      max_m x 48                       LOAD_REQUANT staging (copied after CRC)
 ``shifts``     layers*N x 6                     requantisation shifts
 ``fifo``       max_m x 32                       results awaiting the response writer
@@ -23,7 +23,7 @@ Per-layer descriptors (sizes, base address, planes loaded, run precision...) are
 register files read combinationally; layer slots are few.
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const, Array, signed
+from amaranth import Module, Signal, Mux, Cat, Const, Array, Elaboratable, signed, unsigned
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -31,7 +31,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 
 from ..golden.arith import SHIFT_MAX
 from ..host.protocol import Opcode, Status, VERSION, MAGIC
-from .stream import WORD_STREAM
+from .stream import WORD_STREAM, Skid
 from .framing import RxFramer, TxFramer
 from .actbuf import ActWriter
 from .engine import LayerEngine, MODE_RAW, MODE_HIDDEN, MODE_FINAL
@@ -50,6 +50,73 @@ def _ceil_div(value, divisor):
         return (value + (divisor - 1)) >> (divisor.bit_length() - 1)
     # Only configuration commands use this; it never sits in the datapath.
     return (value + (divisor - 1)) // divisor
+
+
+#: Words per weight-memory bank: one ECP5 DP16KD holds 512 x 36, so a bank of 512 words
+#: maps to block RAMs side by side with no depth multiplexer behind their outputs.
+WMEM_BANK = 512
+
+
+def _is_ice40(platform):
+    """iCE40 keeps one bank: its single-port SPRAMs are 16K words deep."""
+    return str(getattr(platform, "device", "")).upper().startswith("ICE40")
+
+
+class _Port:
+    def __init__(self, **signals):
+        self.__dict__.update(signals)
+
+
+class BankedMemory(Elaboratable):
+    """The weight memory: banks of ``bank_depth`` words, each bank's read data registered
+    before the bank multiplexer, so block-RAM clock-to-out ends in a flip-flop (Fmax;
+    the multiplexer behind an inferred deep memory was a critical path). Read data
+    arrives two cycles after the address (``engine.W_LATENCY``).
+
+    Ports (``w``: addr, data, en; ``r``: addr, en, data) mirror ``Memory``'s.
+    """
+
+    def __init__(self, *, width, depth, granularity, bank_depth, hold_read=False):
+        self._width, self._depth, self._gran = width, depth, granularity
+        self._hold_read = hold_read
+        self._bank = max(1, min(bank_depth, depth))
+        self._n = -(-depth // self._bank)
+        aw = max(depth - 1, 1).bit_length()
+        ens = 1 if granularity is None else width // granularity
+        self.w = _Port(addr=Signal(aw, name="wmem_waddr"), data=Signal(width, name="wmem_wdata"),
+                       en=Signal(ens, name="wmem_wen"))
+        self.r = _Port(addr=Signal(aw, name="wmem_raddr"), en=Signal(name="wmem_ren"),
+                       data=Signal(width, name="wmem_rdata"))
+
+    def elaborate(self, platform):
+        m = Module()
+        B, n = self._bank, self._n
+        lo = max(B - 1, 1).bit_length() if n > 1 else len(self.w.addr)
+        outs = []
+        for b in range(n):
+            depth = min(B, self._depth - b * B)
+            mem = Memory(shape=self._width, depth=max(depth, 2), init=[])
+            m.submodules[f"bank{b}"] = mem
+            wp = mem.write_port(granularity=self._gran)
+            rp = mem.read_port(domain="sync")
+            sel_w = (self.w.addr[lo:] == b) if n > 1 else Const(1)
+            m.d.comb += [wp.addr.eq(self.w.addr[:lo]), wp.data.eq(self.w.data),
+                         wp.en.eq(Mux(sel_w, self.w.en, 0)),
+                         rp.addr.eq(self.r.addr[:lo])]
+            # A read enable becomes a multiplexer between the block RAM and its register
+            # (it must hold the old word); only the single-port SPRAM needs it.
+            m.d.comb += rp.en.eq(self.r.en if self._hold_read else 1)
+            q = Signal(self._width, name=f"bank{b}_q", reset_less=True)
+            m.d.sync += q.eq(rp.data)
+            outs.append(q)
+        if n > 1:
+            sel1 = Signal(range(n))
+            sel2 = Signal(range(n))
+            m.d.sync += [sel1.eq(self.r.addr[lo:]), sel2.eq(sel1)]
+            m.d.comb += self.r.data.eq(Array(outs)[sel2])
+        else:
+            m.d.comb += self.r.data.eq(outs[0])
+        return m
 
 
 class AnyprecCore(wiring.Component):
@@ -91,22 +158,41 @@ class AnyprecCore(wiring.Component):
         LW = max(L, 2)   # layer-index signals: range(1) would be zero bits wide
 
         # ------------------------------------------------------------- memories
-        m.submodules.wmem = wmem = Memory(shape=cfg.word_bits, depth=depth, init=[])
-        wmem_w = wmem.write_port(granularity=None if serial else cfg.slice_bits)
-        wmem_r = wmem.read_port(domain="sync")
+        m.submodules.wmem = wmem = BankedMemory(
+            width=cfg.word_bits, depth=depth,
+            granularity=None if serial else cfg.slice_bits,
+            bank_depth=depth if _is_ice40(platform) else WMEM_BANK,
+            hold_read=_is_ice40(platform))
+        wmem_w, wmem_r = wmem.w, wmem.r
         acts = []
         for b in range(2):
             mem = Memory(shape=C * A, depth=max(cfg.act_depth, 2), init=[])
             m.submodules[f"act{b}"] = mem
             acts.append((mem.write_port(), mem.read_port(domain="sync")))
-        m.submodules.tab = tab = Memory(shape=_TAB, depth=tab_depth, init=[])
-        tab_w, tab_r = tab.write_port(), tab.read_port(domain="sync")
+        m.submodules.tab = tab = BankedMemory(
+            width=_TAB.size, depth=tab_depth, granularity=None,
+            bank_depth=tab_depth if _is_ice40(platform) else WMEM_BANK,
+            hold_read=_is_ice40(platform))
+        tab_w, tab_r = tab.w, tab.r
         m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
         stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
         m.submodules.shifts = shifts = Memory(shape=range(SHIFT_MAX + 1), depth=L * N,
                                               init=[])
-        shifts_w, shifts_r = shifts.write_port(), shifts.read_port(domain="sync")
+        shifts_w, shifts_r = shifts.write_port(), shifts.read_port(domain="comb")
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=32, depth=max(cfg.max_m, 2))
+        # The FIFO's block RAM has a slow clock-to-out (5.8 ns on an ECP5 DP16KD without
+        # its output register), so its data goes straight into a flip-flop (``fifo_d``,
+        # only an enable), then through a register slice to the response multiplexer
+        # (Fmax). A word is read only when the slice is sure to take it: one word every
+        # two cycles at most, faster than any stream width drains 32-bit words but w32.
+        m.submodules.fifo_q = fifo_q = Skid(unsigned(32))
+        fifo_d = Signal(32)
+        fifo_dv = Signal()
+        m.d.comb += fifo.r_en.eq(~fifo_dv & fifo_q.i.ready)
+        with m.If(fifo.r_en & fifo.r_rdy):
+            m.d.sync += fifo_d.eq(fifo.r_data)
+        m.d.sync += fifo_dv.eq(fifo.r_en & fifo.r_rdy)
+        m.d.comb += [fifo_q.i.payload.eq(fifo_d), fifo_q.i.valid.eq(fifo_dv)]
 
         # ------------------------------------------------------------- descriptors
         def field(name, shape):
@@ -140,15 +226,22 @@ class AnyprecCore(wiring.Component):
 
         wr_sel = Signal()   # activation buffer the writer fills
         rd_sel = Signal()   # activation buffer the engine reads
+        # Buffer writes land one cycle after the writer produces them, from registers (the
+        # writer's inputs come from the controller and the engine; Fmax). Nothing reads a
+        # buffer that soon after writing it.
         for b, (wp, rp) in enumerate(acts):
-            m.d.comb += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
-                         wp.en.eq(writer.wr_en & (wr_sel == b)), rp.addr.eq(eng.x_addr)]
+            m.d.sync += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
+                         wp.en.eq(writer.wr_en & (wr_sel == b))]
+            m.d.comb += rp.addr.eq(eng.x_addr)
         m.d.comb += eng.x_data.eq(Mux(rd_sel, acts[1][1].data, acts[0][1].data))
         # One address for both ports of the weight and requantisation memories: writes
         # (LOAD_PLANE, the LOAD_REQUANT copy) and reads (compute) never overlap, and a
         # shared address lets single-port RAMs (iCE40 SPRAM, boards/) hold them.
         wmem_we = Signal()
         wmem_addr = Signal(aw)
+        wq_data = Signal.like(wmem_w.data)
+        wq_en = Signal.like(wmem_w.en)
+        wq_addr = Signal(aw)
         m.d.comb += [wmem_we.eq(wmem_w.en.any()), wmem_r.en.eq(~wmem_we),
                      wmem_r.addr.eq(wmem_addr), wmem_w.addr.eq(wmem_addr)]
         if serial:
@@ -160,11 +253,12 @@ class AnyprecCore(wiring.Component):
             m.d.comb += eng.w_data.eq(Cat(*[wmem_r.data[p * S + cell]
                                             for cell in range(S)
                                             for p in reversed(range(N))]))
+        tab_rdata = data.View(_TAB, tab_r.data)
         tab_addr = Signal.like(tab_r.addr)
         tab_waddr = Signal.like(tab_r.addr)
         m.d.comb += [tab_r.en.eq(~tab_w.en), tab_r.addr.eq(tab_addr), tab_w.addr.eq(tab_addr),
                      tab_addr.eq(Mux(tab_w.en, tab_waddr, eng.t_addr)),
-                     eng.t_m.eq(tab_r.data.m), eng.t_b.eq(tab_r.data.b)]
+                     eng.t_m.eq(tab_rdata.m), eng.t_b.eq(tab_rdata.b)]
 
         # ------------------------------------------------------------- frame state
         op = Signal(8)
@@ -216,8 +310,7 @@ class AnyprecCore(wiring.Component):
         l1 = w1[0:8]
         b1 = w1[8:16]
         c1 = w1[16:24]
-        lsel = Signal(range(LW))
-        m.d.comb += lsel.eq(Mux(l1 < L, l1, 0))
+        lsel = Signal(range(LW))    # word 1's layer, 0 when out of range (registered)
 
         # LOAD_PLANE state
         pl_ok = Signal()
@@ -242,11 +335,12 @@ class AnyprecCore(wiring.Component):
         x_arg = Signal(8)
 
         first = Signal()           # payload word 1 arrived last cycle; it is in w1
-        m.d.sync += first.eq(rxf.pay & (rxf.idx == 1))
+        second = Signal()          # the cycle after ``first``: the checks decide
+        m.d.sync += [first.eq(rxf.pay & (rxf.idx == 1)), second.eq(first)]
         with m.If(rxf.pay):
             with m.Switch(rxf.idx):
                 with m.Case(1):
-                    m.d.sync += w1.eq(word)
+                    m.d.sync += [w1.eq(word), lsel.eq(Mux(word[0:8] < L, word[0:8], 0))]
                 with m.Case(2):
                     m.d.sync += w2.eq(word)
                 with m.Case(3):
@@ -256,92 +350,144 @@ class AnyprecCore(wiring.Component):
             m.d.sync += [pl_ok.eq(0), rq_ok.eq(0), x_ok.eq(0), slice_cnt.eq(0),
                          rq_idx.eq(0), rq_hi.eq(0), x_idx.eq(0)]
 
-        with m.If(first & (err == 0)):
+        # Stage 1 (``first``): range flags of word 1 and the addressed layer's descriptor
+        # values, into registers. Stage 2 (``second``): compare and decide. The framer is
+        # held for both cycles.
+        r_l_bad, r_pl_range, r_rq_range, r_mv_range, r_in_range = (
+            Signal(name=f"r_{n}") for n in ("l_bad", "pl_range", "rq_range", "mv_range",
+                                             "in_range"))
+        r_cfg, r_cfg0 = Signal(), Signal()
+        r_lsel = Signal(range(LW))
+        r_pw1 = Signal(17)
+        r_planes = Signal(range(N + 1))
+        r_ms21 = Signal(range(2 * cfg.max_m + 2))
+        r_kw1 = Signal(range(cfg.max_k + 2))
+        r_kw01 = Signal(range(cfg.max_k + 2))
+        r_krun = Signal(range(cfg.max_k + 1))
+        r_krun0 = Signal(range(cfg.max_k + 1))
+        r_abits0 = Signal(range(A + 1))
+        r_wptr = Signal(aw + 1)
+        with m.If(first):
+            bad_k = (b1 == 0) | (b1 > N) | (Const(0) if serial else (b1 != N))
+            m.d.sync += [
+                r_l_bad.eq(l1 >= L),
+                r_pl_range.eq((l1 >= L) | (b1 >= N)),
+                r_rq_range.eq((l1 >= L) | (b1 == 0) | (b1 > N) | (c1 > SHIFT_MAX)),
+                r_mv_range.eq(bad_k | (c1 == 0) | (c1 > A)),
+                r_in_range.eq((l1 == 0) | (l1 > L)),
+                r_cfg.eq(f_cfg[lsel]), r_cfg0.eq(f_cfg[0]), r_lsel.eq(lsel),
+                r_pw1.eq(f_pw[lsel] + 1), r_planes.eq(f_planes[lsel]),
+                r_ms21.eq((f_ms[lsel] << 1) + 1),
+                r_kw1.eq(_ceil_div(f_krun[lsel] + EPW, EPW)),
+                r_kw01.eq(_ceil_div(f_krun[0] + EPW, EPW)),
+                r_krun.eq(f_krun[lsel]), r_krun0.eq(f_krun[0]), r_abits0.eq(f_abits[0]),
+                r_wptr.eq(f_wptr[lsel] if serial else f_base[lsel]),
+            ]
+
+        with m.If(second & (err == 0)):
             with m.Switch(op):
                 with m.Case(Opcode.LOAD_PLANE):
-                    with m.If((l1 >= L) | (b1 >= N)):
+                    with m.If(r_pl_range):
                         fail(Status.RANGE, l1)
-                    with m.Elif(~f_cfg[lsel]):
+                    with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != f_pw[lsel] + 1):
+                    with m.Elif(length != r_pw1):
                         fail(Status.BAD_LENGTH, l1)
-                    with m.Elif(b1 != f_planes[lsel]):
+                    with m.Elif(b1 != r_planes):
                         fail(Status.ORDER, l1)
                     with m.Else():
-                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
-                                     wp_addr.eq(f_wptr[lsel] if serial else f_base[lsel])]
+                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(r_lsel), pl_plane.eq(b1),
+                                     wp_addr.eq(r_wptr)]
                 with m.Case(Opcode.LOAD_REQUANT):
-                    with m.If((l1 >= L) | (b1 == 0) | (b1 > N) | (c1 > SHIFT_MAX)):
+                    with m.If(r_rq_range):
                         fail(Status.RANGE, l1)
-                    with m.Elif(~f_cfg[lsel]):
+                    with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != (f_ms[lsel] << 1) + 1):
+                    with m.Elif(length != r_ms21):
                         fail(Status.BAD_LENGTH, l1)
                     with m.Else():
                         m.d.sync += rq_ok.eq(1)
                 with m.Case(Opcode.MATVEC):
-                    bad_k = (b1 == 0) | (b1 > N) | (Const(0) if serial else (b1 != N))
-                    with m.If(l1 >= L):
+                    with m.If(r_l_bad):
                         fail(Status.RANGE, l1)
-                    with m.Elif(~f_cfg[lsel]):
+                    with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != _ceil_div(f_krun[lsel], EPW) + 1):
+                    with m.Elif(length != r_kw1):
                         fail(Status.BAD_LENGTH, l1)
-                    with m.Elif(bad_k | (c1 == 0) | (c1 > A)):
+                    with m.Elif(r_mv_range):
                         fail(Status.RANGE, l1)
                     with m.Else():
-                        m.d.sync += [x_ok.eq(1), x_k.eq(f_krun[lsel]), x_bits.eq(c1),
+                        m.d.sync += [x_ok.eq(1), x_k.eq(r_krun), x_bits.eq(c1),
                                      x_arg.eq(l1)]
                 with m.Case(Opcode.INFER):
-                    with m.If((l1 == 0) | (l1 > L)):
+                    with m.If(r_in_range):
                         fail(Status.RANGE, 0)
-                    with m.Elif(~f_cfg[0]):
+                    with m.Elif(~r_cfg0):
                         fail(Status.NOT_READY, 0)
-                    with m.Elif(length != _ceil_div(f_krun[0], EPW) + 1):
+                    with m.Elif(length != r_kw01):
                         fail(Status.BAD_LENGTH, 0)
                     with m.Else():
-                        m.d.sync += [x_ok.eq(1), x_k.eq(f_krun[0]), x_bits.eq(f_abits[0]),
+                        m.d.sync += [x_ok.eq(1), x_k.eq(r_krun0), x_bits.eq(r_abits0),
                                      x_arg.eq(0)]
 
         # ------------------------------------------------------------- payload: data
-        data_word = rxf.pay & (rxf.idx >= 2)
+        # Data words are handled one cycle after the framer delivers them, from registers:
+        # the framer's hold/ready chain and the memory writes in one cycle were a long path
+        # (Fmax, docs/boards.md). The framer is held while an activation word waits here.
+        data_word = Signal()
+        dw = Signal(32)
+        dw_x = Signal()
+        m.d.sync += [data_word.eq(rxf.pay & (rxf.idx >= 2)), dw.eq(word),
+                     dw_x.eq(rxf.pay & (rxf.idx >= 2) &
+                             ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok)]
         # Plane slices -> weight memory, only for a frame that passed its word-1 checks.
         with m.If(data_word & (op == Opcode.LOAD_PLANE) & pl_ok):
             full = Signal(32 * WPW)
-            m.d.comb += full.eq(Cat(slice_buf, word) if WPW > 1 else word)
+            m.d.comb += full.eq(Cat(slice_buf, dw) if WPW > 1 else dw)
             with m.If(slice_cnt == WPW - 1):
                 sl = full[:cfg.slice_bits]
-                m.d.comb += [wmem_w.data.eq(
+                m.d.comb += [wq_data.eq(
                     sl if serial else Cat(*([sl] * N)))]
                 if serial:
-                    m.d.comb += wmem_w.en.eq(1)
+                    m.d.comb += wq_en.eq(1)
                 else:
-                    m.d.comb += wmem_w.en.eq(1 << pl_plane)
+                    m.d.comb += wq_en.eq(1 << pl_plane)
                 m.d.sync += [wp_addr.eq(wp_addr + 1), slice_cnt.eq(0)]
             with m.Else():
                 if WPW > 1:
-                    m.d.sync += [slice_buf.eq(Cat(slice_buf[32:], word)),
+                    m.d.sync += [slice_buf.eq(Cat(slice_buf[32:], dw)),
                                  slice_cnt.eq(slice_cnt + 1)]
 
-        m.d.comb += wmem_addr.eq(Mux(wmem_we, wp_addr, eng.w_addr))
+        # The write reaches the memory one cycle later, from registers: the opcode and
+        # slice decode feeding the shared address multiplexer was a long path (Fmax).
+        # (Not on iCE40, where yosys then no longer maps the memory to SPRAM.)
+        if _is_ice40(platform):
+            m.d.comb += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
+        else:
+            m.d.sync += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
+        m.d.comb += wmem_addr.eq(Mux(wmem_we, wq_addr, eng.w_addr))
 
         # Requantisation pairs -> staging memory.
         with m.If(data_word & (op == Opcode.LOAD_REQUANT) & rq_ok):
             with m.If(~rq_hi):
-                m.d.sync += [rq_m.eq(word[0:16]), rq_hi.eq(1)]
+                m.d.sync += [rq_m.eq(dw[0:16]), rq_hi.eq(1)]
             with m.Else():
                 m.d.comb += [stage_w.addr.eq(rq_idx), stage_w.data.m.eq(rq_m),
-                             stage_w.data.b.eq(word), stage_w.en.eq(1)]
+                             stage_w.data.b.eq(dw), stage_w.en.eq(1)]
                 m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1)]
 
         # Activations: EPW per word, one per cycle into the writer (buffer 0).
         lane_w = 32 // EPW
         x_val = Signal(lane_w)
         m.d.comb += x_val.eq(x_word.word_select(x_lane, lane_w))
-        with m.If(data_word & ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok):
-            m.d.sync += [x_word.eq(word), x_busy.eq(1), x_lane.eq(0)]
-        m.d.comb += rxf.hold.eq(x_busy | first)
+        with m.If(dw_x):
+            m.d.sync += [x_word.eq(dw), x_busy.eq(1), x_lane.eq(0)]
+        m.d.comb += rxf.hold.eq(x_busy | dw_x | first | second)
+        # The unpacked activation reaches the writer one cycle later, from registers
+        # (index compare + writer + buffer write in one cycle was a long path, Fmax).
         x_push = Signal()
+        x_pval = Signal(lane_w)
+        m.d.sync += x_push.eq(0)
         with m.If(x_busy):
             m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1)]
             with m.If(x_lane == EPW - 1):
@@ -349,7 +495,7 @@ class AnyprecCore(wiring.Component):
             with m.If(x_idx < x_k):
                 with m.If((x_val >> x_bits) != 0):
                     fail(Status.RANGE, x_arg)
-                m.d.comb += x_push.eq(1)
+                m.d.sync += [x_push.eq(1), x_pval.eq(x_val)]
 
         # ------------------------------------------------------------- response source
         # A stream of payload words for the TxFramer: status, then by source.
@@ -414,8 +560,8 @@ class AnyprecCore(wiring.Component):
                         with m.If(n_data == 0):
                             m.d.sync += src_state.eq(2)
                         with m.Else():
-                            m.d.comb += [s_valid.eq(fifo.r_rdy), s_data.eq(fifo.r_data),
-                                         fifo.r_en.eq(s_take)]
+                            m.d.comb += [s_valid.eq(fifo_q.o.valid), s_data.eq(fifo_q.o.payload),
+                                         fifo_q.o.ready.eq(s_take)]
                             with m.If(s_take):
                                 m.d.sync += n_data.eq(n_data - 1)
             with m.Case(2):
@@ -435,6 +581,11 @@ class AnyprecCore(wiring.Component):
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
 
+        # The layer about to run: `cur`, its precision `cur_k` and the next layer, computed
+        # from the run state, then registered (state SEL) before anything uses them; the
+        # shift-table address is registered in SETUP. The engine samples everything at
+        # START. (Descriptor reads, the shift-table read and the correction term in one
+        # cycle were a long path, Fmax.)
         cur = Signal(range(LW))
         nxt = Signal(range(LW))
         cur_k = Signal(range(N + 1))
@@ -444,39 +595,51 @@ class AnyprecCore(wiring.Component):
             nxt.eq(Mux(cmp_l + 1 < L, cmp_l + 1, 0)),
             cur_k.eq(Mux(cmp_infer, f_wbits[cur], cmp_k)),
             last_layer.eq(~cmp_infer | (cmp_l == cmp_n - 1)),
-            shifts_r.addr.eq(cur * N + cur_k - 1),
             rd_sel.eq(cmp_infer & cmp_l[0]),
         ]
-        hidden = cmp_infer & ~last_layer
+        cur_r = Signal(range(LW))
+        nxt_r = Signal(range(LW))
+        cur_k_r = Signal(range(N + 1))
+        last_r = Signal()
+        saddr = Signal.like(shifts_r.addr)
+        q_r = Signal.like(eng.q)
+        hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
         src_sx = Signal(wd.sx_bits)
-        m.d.comb += src_sx.eq(sx[rd_sel])
+        m.d.comb += [src_sx.eq(sx[rd_sel]), shifts_r.addr.eq(saddr)]
         m.d.comb += [
-            eng.base.eq(f_base[cur]), eng.tj.eq(f_tj[cur]), eng.j_s.eq(f_js[cur]),
-            eng.t_run.eq(f_trun[cur]), eng.j_run.eq(f_jrun[cur]), eng.m_run.eq(f_mrun[cur]),
-            eng.k.eq(cur_k),
-            eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_layer, MODE_FINAL, MODE_HIDDEN))),
-            eng.q.eq((src_sx << cur_k) - src_sx),
-            eng.shift.eq(shifts_r.data), eng.a_in.eq(f_abits[cur]),
-            eng.a_out.eq(f_abits[nxt]),
-            eng.tab_base.eq((cur * N + cur_k - 1) * cfg.max_m),
+            eng.base.eq(f_base[cur_r]), eng.tj.eq(f_tj[cur_r]), eng.j_s.eq(f_js[cur_r]),
+            eng.t_run.eq(f_trun[cur_r]), eng.j_run.eq(f_jrun[cur_r]),
+            eng.m_run.eq(f_mrun[cur_r]), eng.k.eq(cur_k_r),
+            eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_r, MODE_FINAL, MODE_HIDDEN))),
+            eng.q.eq(q_r),
+            eng.shift.eq(shifts_r.data), eng.a_in.eq(f_abits[cur_r]),
+            eng.a_out.eq(f_abits[nxt_r]),
+            eng.tab_base.eq((cur_r * N + cur_k_r - 1) * cfg.max_m),
             fifo.w_data.eq(eng.o_value), fifo.w_en.eq(eng.o_valid & ~hidden),
         ]
 
         # The writer is shared: host activations while receiving, hidden layers while
         # computing (never both).
         w_start_rx = Signal()
+        m.d.sync += w_start_rx.eq(0)       # a pulse, set in ctrl state FRAME
         w_flush_rx = Signal()
+        m.d.sync += w_flush_rx.eq(0)       # a pulse, set in ctrl state WAITX
         with m.FSM(name="compute"):
             with m.State("IDLE"):
                 m.d.comb += [writer.start.eq(w_start_rx), writer.flush.eq(w_flush_rx),
-                             writer.valid.eq(x_push), writer.value.eq(x_val)]
+                             writer.valid.eq(x_push), writer.value.eq(x_pval)]
                 with m.If(cmp_go):
                     m.d.sync += [cmp_l.eq(0), cycles.eq(0), counting.eq(1),
                                  comp_done.eq(0)]
-                    m.next = "SETUP"
+                    m.next = "SEL"
+            with m.State("SEL"):
+                m.d.sync += [cur_r.eq(cur), nxt_r.eq(nxt), cur_k_r.eq(cur_k),
+                             last_r.eq(last_layer)]
+                m.next = "SETUP"
             with m.State("SETUP"):
-                # Shift memory read data (addressed from `cur`) arrives next cycle.
-                m.d.sync += wr_sel.eq(~rd_sel)
+                m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
+                             saddr.eq(cur_r * N + cur_k_r - 1),
+                             q_r.eq((src_sx << cur_k_r) - src_sx)]
                 m.next = "START"
             with m.State("START"):
                 m.d.comb += [eng.start.eq(1), writer.start.eq(hidden)]
@@ -495,27 +658,46 @@ class AnyprecCore(wiring.Component):
                 m.next = "NEXT"
             with m.State("NEXT"):
                 m.d.sync += [sx[~rd_sel].eq(writer.sum), cmp_l.eq(cmp_l + 1)]
-                m.next = "SETUP"
+                m.next = "SEL"
 
         # ------------------------------------------------------------- controller
         new_m = w2[0:16]
         new_k = w2[16:32]
-        e_layer = Signal(range(LW))
-        m.d.comb += e_layer.eq(Mux(w1[0:8] < L, w1[0:8], 0))
+        e_layer = r_lsel            # word 1's layer (0 when out of range), registered
         t_new = Signal(16)
         j_new = Signal(16)
         m.d.comb += [t_new.eq(_ceil_div(new_m, R)), j_new.eq(_ceil_div(new_k, C))]
         tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
-        mul_i = Signal(16)
+        mul_i = Signal(16)              # additions left
+        mul_last = Signal()
         span = Signal(aw + 21)
         m.d.comb += span.eq(tj_acc * (N if serial else 1))
         new_end = Signal(34)
+        new_end_r = Signal(34)
         m.d.comb += new_end.eq(w3 + span)
         loop_i = Signal(range(max(L, cfg.max_m) + 2))
         cp_base = Signal(range(max(tab_depth, 2)))
         resp_len = Signal(16)
 
-        so_done, so_conflict = Signal(), Signal()
+        # Registered checks (state PRE) for CHECK.
+        pc_sl_bad, pc_sr_range, pc_notcfg, pc_sr_size, pc_mv_notready = (
+            Signal(name=n) for n in ("pc_sl_bad", "pc_sr_range", "pc_notcfg", "pc_sr_size",
+                                     "pc_mv_notready"))
+        pc_mrun = Signal(range(cfg.max_m + 1))
+        pc_planes1 = Signal(range(N + 2))
+        pc_ms = Signal(range(cfg.max_m + 1))
+        pc_mask = Signal(N)
+        pc_saddr = Signal.like(shifts_w.addr)
+        rq_kk = Signal(range(max(N, 2)))     # plane index of LOAD_REQUANT (checked < N)
+        m.d.comb += rq_kk.eq(w1[8:16] - 1)
+        pc_tnew = Signal(16)
+        pc_jnew = Signal(16)
+        sr_wb, sr_ab = w1[8:16], w1[16:24]
+        sr_bad_w = (sr_wb == 0) | (sr_wb > N) | (Const(0) if serial else (sr_wb != N))
+
+        so_done, so_conflict, so_other = Signal(), Signal(), Signal()
+        so_end = Signal(aw + 1)
+        so_base = Signal(aw)
         ic_done, ic_notready, ic_conflict = Signal(), Signal(), Signal()
         ic_li = Signal(range(LW))
         ic_len = Signal(range(cfg.max_m + 1))
@@ -528,14 +710,36 @@ class AnyprecCore(wiring.Component):
         with m.FSM(name="ctrl"):
             with m.State("FRAME"):
                 # Receiving; host activations go to buffer 0 (wr_sel is 0 between runs).
-                with m.If(rxf.hdr):
-                    m.d.comb += w_start_rx.eq(1)
+                # (registered: the framer's handshake is a long path already; activation
+                # words come at least three cycles after the header)
+                m.d.sync += w_start_rx.eq(rxf.hdr)
                 with m.If(rxf.end):
                     m.next = "WAITX"
             with m.State("WAITX"):
-                with m.If(~x_busy):
-                    m.d.comb += w_flush_rx.eq(1)
-                    m.next = "CHECK"
+                with m.If(~x_busy & ~dw_x & ~x_push):
+                    m.d.sync += w_flush_rx.eq(1)     # the writer flushes in PRE
+                    m.next = "PRE"
+            with m.State("PRE"):
+                # Every check CHECK acts on, evaluated into registers one cycle earlier:
+                # indexed descriptor reads and wide compares feeding the response set-up
+                # and the compute start in one cycle were the design's longest paths
+                # (Fmax, docs/boards.md).
+                m.d.sync += [
+                    pc_sl_bad.eq((w1[0:8] >= L) | (new_m == 0) | (new_m > cfg.max_m) |
+                                 (new_k == 0) | (new_k > cfg.max_k)),
+                    pc_sr_range.eq((w1[0:8] >= L) | sr_bad_w | (sr_ab == 0) | (sr_ab > A)),
+                    pc_notcfg.eq(~f_cfg[e_layer]),
+                    pc_sr_size.eq((new_m == 0) | (new_m > f_ms[e_layer]) |
+                                  (new_k == 0) | (new_k > f_ks[e_layer])),
+                    pc_mv_notready.eq(f_planes[e_layer] < w1[8:16]),
+                    pc_mrun.eq(f_mrun[e_layer]),
+                    pc_planes1.eq(f_planes[pl_layer] + 1),
+                    cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.max_m),
+                    pc_tnew.eq(t_new), pc_jnew.eq(j_new),
+                    pc_ms.eq(f_ms[e_layer]), pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
+                    pc_saddr.eq(e_layer * N + rq_kk),
+                ]
+                m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(rxf.verdict != Status.OK):
                     respond(rxf.verdict)
@@ -548,85 +752,86 @@ class AnyprecCore(wiring.Component):
                         with m.Case(Opcode.STATUS):
                             respond(Status.OK, source=_SRC_SLOTS, length=1 + 5 * L)
                         with m.Case(Opcode.SET_LAYER):
-                            bad = ((w1[0:8] >= L) | (new_m == 0) | (new_m > cfg.max_m) |
-                                   (new_k == 0) | (new_k > cfg.max_k))
-                            with m.If(bad):
+                            with m.If(pc_sl_bad):
                                 respond(Status.RANGE, w1[0:8])
                             with m.Else():
-                                m.d.sync += [tj_acc.eq(0), mul_i.eq(0)]
+                                m.d.sync += [tj_acc.eq(0), mul_i.eq(pc_tnew),
+                                             mul_last.eq(pc_tnew == 1)]
                                 m.next = "SL_MUL"
                         with m.Case(Opcode.LOAD_PLANE):
-                            m.d.sync += [f_planes[pl_layer].eq(f_planes[pl_layer] + 1)]
+                            m.d.sync += [f_planes[pl_layer].eq(pc_planes1)]
                             if serial:
                                 m.d.sync += f_wptr[pl_layer].eq(wp_addr)
                             respond(Status.OK)
                         with m.Case(Opcode.LOAD_REQUANT):
-                            m.d.sync += [loop_i.eq(0),
-                                         cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.max_m)]
+                            m.d.sync += loop_i.eq(0)
                             m.next = "RQ_COPY"
                         with m.Case(Opcode.SET_RUN):
-                            wb, ab = w1[8:16], w1[16:24]
-                            bad_w = (wb == 0) | (wb > N) | (Const(0) if serial else (wb != N))
-                            with m.If((w1[0:8] >= L) | bad_w | (ab == 0) | (ab > A)):
+                            with m.If(pc_sr_range):
                                 respond(Status.RANGE, w1[0:8])
-                            with m.Elif(~f_cfg[e_layer]):
+                            with m.Elif(pc_notcfg):
                                 respond(Status.NOT_READY, e_layer)
-                            with m.Elif((new_m == 0) | (new_m > f_ms[e_layer]) |
-                                        (new_k == 0) | (new_k > f_ks[e_layer])):
+                            with m.Elif(pc_sr_size):
                                 respond(Status.RANGE, e_layer)
                             with m.Else():
-                                m.d.sync += [f_wbits[e_layer].eq(wb), f_abits[e_layer].eq(ab),
+                                m.d.sync += [f_wbits[e_layer].eq(sr_wb), f_abits[e_layer].eq(sr_ab),
                                              f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
-                                             f_trun[e_layer].eq(t_new), f_jrun[e_layer].eq(j_new)]
+                                             f_trun[e_layer].eq(pc_tnew),
+                                             f_jrun[e_layer].eq(pc_jnew)]
                                 respond(Status.OK)
                         with m.Case(Opcode.MATVEC):
-                            k = w1[8:16]
-                            with m.If(f_planes[e_layer] < k):
+                            with m.If(pc_mv_notready):
                                 respond(Status.NOT_READY, e_layer)
                             with m.Else():
                                 m.d.sync += [cmp_infer.eq(0), cmp_layer.eq(e_layer),
-                                             cmp_k.eq(k), sx[0].eq(writer.sum)]
+                                             cmp_k.eq(w1[8:16]), sx[0].eq(writer.sum)]
                                 m.d.comb += cmp_go.eq(1)
                                 respond(Status.OK, source=_SRC_DATA,
-                                        length=2 + f_mrun[e_layer], n=f_mrun[e_layer])
+                                        length=2 + pc_mrun, n=pc_mrun)
                         with m.Case(Opcode.INFER):
                             m.d.sync += [loop_i.eq(0), sx[0].eq(writer.sum)]
                             m.next = "IN_CHECK"
 
             # SET_LAYER: T*J, bounds, overlap, commit.
             with m.State("SL_MUL"):
-                with m.If(mul_i == t_new):
-                    m.next = "SL_BOUND"
-                with m.Else():
-                    m.d.sync += [tj_acc.eq(tj_acc + j_new), mul_i.eq(mul_i + 1)]
+                # T additions of J; ``mul_last`` (a register) marks the last one.
+                m.d.sync += [tj_acc.eq(tj_acc + pc_jnew), mul_i.eq(mul_i - 1),
+                             mul_last.eq(mul_i == 2)]
+                with m.If(mul_last):
+                    m.next = "SL_END"
+            with m.State("SL_END"):
+                m.d.sync += new_end_r.eq(new_end)
+                m.next = "SL_BOUND"
             with m.State("SL_BOUND"):
-                with m.If(new_end > depth):
+                with m.If(new_end_r > depth):
                     respond(Status.RANGE, e_layer)
                 with m.Else():
                     m.d.sync += loop_i.eq(0)
                     m.next = "SL_OVERLAP"
-            # SL_OVERLAP / IN_CHECK evaluate one layer's checks into registers, and
-            # SL_DECIDE / IN_DECIDE act on them the next cycle: indexed descriptor reads,
-            # wide compares and the response set-up in one cycle were the longest paths
-            # of the design (Fmax, docs/boards.md). Two cycles per layer slot instead of one.
+            # SL_OVERLAP reads one layer's descriptor into registers, SL_COMPARE compares,
+            # SL_DECIDE acts (IN_CHECK / IN_DECIDE likewise in two steps): indexed descriptor
+            # reads, wide compares and the response set-up in one cycle were the longest
+            # paths of the design (Fmax, docs/boards.md). A few cycles per layer slot.
             with m.State("SL_OVERLAP"):
                 li = Signal(range(LW))
                 m.d.comb += li.eq(loop_i)
-                m.d.sync += [so_done.eq(loop_i == L),
-                             so_conflict.eq((li != e_layer) & f_cfg[li] & (w3 < f_end[li]) &
-                                            (f_base[li] < new_end))]
+                m.d.sync += [so_done.eq(loop_i == L), so_other.eq((li != e_layer) & f_cfg[li]),
+                             so_end.eq(f_end[li]), so_base.eq(f_base[li])]
+                m.next = "SL_COMPARE"
+            with m.State("SL_COMPARE"):
+                m.d.sync += so_conflict.eq(so_other & (w3 < so_end) & (so_base < new_end_r))
                 m.next = "SL_DECIDE"
             with m.State("SL_DECIDE"):
                 with m.If(so_done):
                     m.d.sync += [
                         f_cfg[e_layer].eq(1), f_ms[e_layer].eq(new_m), f_ks[e_layer].eq(new_k),
-                        f_base[e_layer].eq(w3), f_end[e_layer].eq(new_end),
-                        f_js[e_layer].eq(j_new), f_tj[e_layer].eq(tj_acc),
+                        f_base[e_layer].eq(w3), f_end[e_layer].eq(new_end_r),
+                        f_js[e_layer].eq(pc_jnew), f_tj[e_layer].eq(tj_acc),
                         f_pw[e_layer].eq(tj_acc * WPW), f_planes[e_layer].eq(0),
                         f_mask[e_layer].eq(0), f_wptr[e_layer].eq(w3),
                         f_wbits[e_layer].eq(N), f_abits[e_layer].eq(A),
                         f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
-                        f_trun[e_layer].eq(t_new), f_jrun[e_layer].eq(j_new),
+                        f_trun[e_layer].eq(pc_tnew), f_jrun[e_layer].eq(pc_jnew),
                     ]
                     respond(Status.OK)
                 with m.Elif(so_conflict):
@@ -641,11 +846,10 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += loop_i.eq(loop_i + 1)
                 with m.If(loop_i != 0):
                     m.d.comb += [tab_waddr.eq(cp_base + loop_i - 1),
-                                 tab_w.data.eq(stage_r.data), tab_w.en.eq(1)]
-                with m.If(loop_i == f_ms[e_layer]):
-                    kk = (w1[8:16] - 1)[:8]
-                    m.d.sync += f_mask[e_layer].eq(f_mask[e_layer] | (1 << kk))
-                    m.d.comb += [shifts_w.addr.eq(e_layer * N + kk),
+                                 tab_w.data.eq(stage_r.data.as_value()), tab_w.en.eq(1)]
+                with m.If(loop_i == pc_ms):
+                    m.d.sync += f_mask[e_layer].eq(pc_mask)
+                    m.d.comb += [shifts_w.addr.eq(pc_saddr),
                                  shifts_w.data.eq(w1[16:24]), shifts_w.en.eq(1)]
                     respond(Status.OK)
 

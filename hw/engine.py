@@ -27,9 +27,12 @@ from ..golden.arith import M_BITS, B_BITS, SHIFT_MAX
 from .lane import MacArray
 from .requant import Requant
 
-__all__ = ["LayerEngine", "MODE_RAW", "MODE_HIDDEN", "MODE_FINAL"]
+__all__ = ["LayerEngine", "MODE_RAW", "MODE_HIDDEN", "MODE_FINAL", "W_LATENCY"]
 
 MODE_RAW, MODE_HIDDEN, MODE_FINAL = 0, 1, 2
+
+#: Cycles from ``w_addr`` to its ``w_data`` (the core's banked weight memory).
+W_LATENCY = 2
 
 
 class LayerEngine(wiring.Component):
@@ -57,7 +60,8 @@ class LayerEngine(wiring.Component):
         Requantisation parameters and the table row-0 address for (layer, k).
     w_addr, x_addr, t_addr : Out
         Read addresses (weight memory, activation buffer, requant table); data is
-        expected on ``w_data``, ``x_data``, ``t_m``/``t_b`` one cycle later.
+        expected on ``x_data`` one cycle later, on ``w_data`` and ``t_m``/``t_b``
+        ``W_LATENCY`` (2) cycles later.
     o_valid, o_value : Out
         Results in row order: D (raw), activations (hidden) or logits (final).
     busy, done : Out(1)
@@ -169,14 +173,21 @@ class LayerEngine(wiring.Component):
         # register stage for data and flags alike, so that block-RAM clock-to-out (5.8 ns
         # on an ECP5 DP16KD without its output register) ends in a flip-flop instead of
         # in the array's first adder level (Fmax, docs/boards.md).
+        # The weight memory answers W_LATENCY (2) cycles after the address (it is banked,
+        # each bank's output registered before the bank multiplexer; hw/core.py), the
+        # activation buffer after one: flags and activations are delayed to match.
         iv, ifirst, idbl, ilast = Signal(), Signal(), Signal(), Signal()
         m.d.sync += [iv.eq(issue), ifirst.eq((p == 0) & (j == 0)),
                      idbl.eq((p != 0) & (j == 0)), ilast.eq(end_p & end_j)]
+        hv, hfirst, hdbl, hlast = Signal(), Signal(), Signal(), Signal()
+        x_h = Signal.like(self.x_data)
+        m.d.sync += [hv.eq(iv), hfirst.eq(ifirst), hdbl.eq(idbl), hlast.eq(ilast),
+                     x_h.eq(self.x_data)]
         jv, jfirst, jdbl, jlast = Signal(), Signal(), Signal(), Signal()
         w_q = Signal.like(self.w_data)
         x_q = Signal.like(self.x_data)
-        m.d.sync += [jv.eq(iv), jfirst.eq(ifirst), jdbl.eq(idbl), jlast.eq(ilast),
-                     w_q.eq(self.w_data), x_q.eq(self.x_data)]
+        m.d.sync += [jv.eq(hv), jfirst.eq(hfirst), jdbl.eq(hdbl), jlast.eq(hlast),
+                     w_q.eq(self.w_data), x_q.eq(x_h)]
 
         # --- the array ---
         m.submodules.array = array = MacArray(
@@ -208,20 +219,27 @@ class LayerEngine(wiring.Component):
         d = Signal(signed(w.d_bits))
         dv = Signal()
         m.d.sync += [d.eq((shadow[0] << 1) - q), dv.eq(draining & ~self.start)]
+        # The requantisation table answers T_LATENCY (2) cycles after ``t_addr`` (banked
+        # like the weight memory): D waits one more cycle for its table entry.
+        d_t = Signal.like(d)
+        dv_t = Signal()
+        m.d.sync += [d_t.eq(d), dv_t.eq(dv & ~self.start)]
         m.d.comb += self.t_addr.eq(tab_base + row)
 
         m.submodules.requant = rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits,
                                             v_bits=w.v_bits, round_bits=w.round_bits)
         raw = mode == MODE_RAW
         m.d.comb += [
-            rq.valid.eq(dv & ~raw), rq.d.eq(d), rq.m.eq(self.t_m), rq.b.eq(self.t_b),
+            rq.valid.eq(dv_t & ~raw), rq.d.eq(d_t), rq.m.eq(self.t_m), rq.b.eq(self.t_b),
             rq.shift.eq(shift), rq.a_in.eq(a_in), rq.a_out.eq(a_out),
             rq.final.eq(mode == MODE_FINAL),
         ]
+        # Output register: the raw/requantised choice and the consumers (result FIFO,
+        # activation writer) in one cycle were a long path (Fmax, docs/boards.md).
         with m.If(raw):
-            m.d.comb += [self.o_valid.eq(dv), self.o_value.eq(d)]
+            m.d.sync += [self.o_valid.eq(dv & ~self.start), self.o_value.eq(d)]
         with m.Else():
-            m.d.comb += [self.o_valid.eq(rq.o_valid), self.o_value.eq(rq.o_value)]
+            m.d.sync += [self.o_valid.eq(rq.o_valid & ~self.start), self.o_value.eq(rq.o_value)]
 
         # --- completion ---
         out_count = Signal(range(cfg.max_m + 1))

@@ -731,10 +731,10 @@ class AxisSpec(Elaboratable):
                     m.d.comb += end_verdict.eq(_V_NONE)
 
         # Requests that have ended and whose response header has not appeared yet, oldest
-        # first. Two at most: the framer is released once the response's last word has
-        # left the TX framer, so while a response header waits behind the tail of the
-        # previous response a narrow stream's adapter can buffer one more frame.
-        QA = 2
+        # first. Four at most: the framer is released once the response's last word has
+        # left the TX framer, and in front of it the input register slice (two words) and
+        # a narrow stream's adapter can hold a frame each while a response waits.
+        QA = 4
         n_pend = Signal(range(QA + 1))
         q_op = [Signal(8, name=f"q_op_{i}") for i in range(QA)]
         q_tag = [Signal(8, name=f"q_tag_{i}") for i in range(QA)]
@@ -924,7 +924,8 @@ def engine_bound(cfg):
     """
     tree = max(cfg.cols - 1, 0).bit_length()      # adder levels of the array
     issue = cfg.tiles_max * max(cfg.max_wbits * cfg.chunks_max, cfg.rows)
-    return issue + tree + cfg.rows + 6 + 8
+    from .requant import Requant
+    return issue + tree + cfg.rows + Requant.latency + 8
 
 
 class EngineSpec(Elaboratable):
@@ -1044,11 +1045,12 @@ def refused_bound(cfg):
 
     The request tail: the width adapter's register (narrow streams), up to EPW cycles of
     activation unpacking the framer waits for, framer END and the controller's
-    FRAME -> WAITX -> CHECK -> RESPOND -> SENDING; then three response words of
+    FRAME -> WAITX -> PRE -> CHECK -> RESPOND -> SENDING (word 1 checked in two held
+    cycles); then three response words of
     ``32 / stream_width`` beats each, plus the TX register stages. A few cycles of margin.
     """
     bpw = 32 // cfg.stream_width
-    tail = (1 if bpw > 1 else 0) + cfg.elems_per_word + 6
+    tail = (1 if bpw > 1 else 0) + cfg.elems_per_word + 12
     return tail + 3 * bpw + 4
 
 

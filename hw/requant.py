@@ -10,7 +10,8 @@ with ``S = shift + (A - a_out)``, ``[lo, hi] = [0, 2^a_out - 1]`` for a hidden l
 ``golden.arith.widths`` derives, so no stage wraps.
 """
 
-from amaranth import Module, Signal, Mux, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,7 +21,8 @@ __all__ = ["Requant"]
 
 
 class Requant(wiring.Component):
-    """Six-stage requantiser (input register, multiply, scale, round, shift, saturate).
+    """Nine-stage requantiser (input register, two multiply steps, scale, offset, round,
+    two shift steps, saturate).
 
     Parameters
     ----------
@@ -44,7 +46,7 @@ class Requant(wiring.Component):
         ``latency`` cycles after the input.
     """
 
-    latency = 6
+    latency = 9
 
     def __init__(self, *, abits, d_bits, v_bits, round_bits):
         self._abits, self._d_bits = abits, d_bits
@@ -72,8 +74,9 @@ class Requant(wiring.Component):
         half = Signal(unsigned(self._v_bits - 1))
         hi = Signal(signed(33))
         lo = Signal(signed(33))
-        m.d.comb += s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out)))
+        # Two register levels: S first, then everything derived from it.
         m.d.sync += [
+            s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out))),
             ash.eq(A - self.a_in),
             big.eq(s >= self._v_bits),
             s_eff.eq(Mux(s >= self._v_bits, 0, s)),
@@ -89,16 +92,41 @@ class Requant(wiring.Component):
         v0 = Signal()
         m.d.sync += [d0.eq(self.d), m0.eq(self.m), b0.eq(self.b), v0.eq(self.valid)]
 
-        # Stage 1: the multiply (maps to a DSP where available).
-        prod = Signal(signed(self._d_bits + M_BITS))
-        b1 = Signal(signed(B_BITS))
-        v1 = Signal()
-        m.d.sync += [prod.eq(d0 * m0), b1.eq(b0), v1.eq(v0)]
+        # Stage 1: the multiply as two partial products that each fit one 18x18 DSP
+        # (d = d_hi * 2^17 + d_lo, d_lo unsigned), added in stage 1b: a d_bits x 16
+        # product was two DSPs and a carry chain in one cycle (Fmax).
+        LO = 17
+        pw = self._d_bits + M_BITS
+        if self._d_bits > LO:
+            p_lo = Signal(signed(LO + 1 + M_BITS))
+            p_hi = Signal(signed(pw))
+            b1a = Signal(signed(B_BITS))
+            v1a = Signal()
+            m.d.sync += [p_lo.eq(d0[:LO].as_unsigned() * m0),
+                         p_hi.eq(d0[LO:].as_signed() * m0), b1a.eq(b0), v1a.eq(v0)]
+            prod = Signal(signed(pw))
+            b1 = Signal(signed(B_BITS))
+            v1 = Signal()
+            m.d.sync += [prod.eq((p_hi << LO) + p_lo), b1.eq(b1a), v1.eq(v1a)]
+        else:
+            # One register stage more, so that the latency does not depend on widths.
+            p = Signal(signed(pw))
+            b1a = Signal(signed(B_BITS))
+            v1a = Signal()
+            m.d.sync += [p.eq(d0 * m0), b1a.eq(b0), v1a.eq(v0)]
+            prod = Signal(signed(pw))
+            b1 = Signal(signed(B_BITS))
+            v1 = Signal()
+            m.d.sync += [prod.eq(p), b1.eq(b1a), v1.eq(v1a)]
 
-        # Stage 2: scale by 2^(A - a_in), add the offset.
+        # Stage 2: scale by 2^(A - a_in); stage 3: add the offset.
+        scaled = Signal(signed(self._v_bits))
+        b2 = Signal(signed(B_BITS))
+        v2a = Signal()
+        m.d.sync += [scaled.eq(prod << ash), b2.eq(b1), v2a.eq(v1)]
         v = Signal(signed(self._v_bits))
         v2 = Signal()
-        m.d.sync += [v.eq((prod << ash) + b1), v2.eq(v1)]
+        m.d.sync += [v.eq(scaled + b2), v2.eq(v2a)]
 
         # Stage 3: round half up, then shift right by S. Since |V| < 2^(v_bits-1), any
         # S >= v_bits gives exactly 0 (V + 2^(S-1) lies in (0, 2^S)); handling that case
@@ -106,9 +134,14 @@ class Requant(wiring.Component):
         rounded = Signal(signed(self._round_bits))
         v3a = Signal()
         m.d.sync += [rounded.eq(v + half), v3a.eq(v2)]
+        # The shift right by S in two steps (multiples of 8, then 0..7): one barrel
+        # shifter of round_bits x 6 levels was too deep for one cycle.
+        coarse = Signal(signed(self._round_bits))
+        v3b = Signal()
+        m.d.sync += [coarse.eq(rounded >> Cat(Const(0, 3), s_eff[3:])), v3b.eq(v3a)]
         r = Signal(signed(self._round_bits))
         v3 = Signal()
-        m.d.sync += [r.eq(Mux(big, 0, rounded >> s_eff)), v3.eq(v3a)]
+        m.d.sync += [r.eq(Mux(big, 0, coarse >> s_eff[:3])), v3.eq(v3b)]
 
         # Stage 4: saturate.
         m.d.sync += [

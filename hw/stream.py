@@ -12,7 +12,7 @@ from amaranth import Module, Signal, Cat, Const, Mux
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["word_layout", "WORD_STREAM", "beat_stream", "WidthUp", "WidthDown",
+__all__ = ["word_layout", "WORD_STREAM", "beat_stream", "WidthUp", "WidthDown", "Skid",
            "stream_put", "stream_get"]
 
 
@@ -115,6 +115,40 @@ class WidthDown(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [word.eq(self.i.payload.data), last.eq(self.i.payload.last),
                          busy.eq(1), count.eq(0)]
+        return m
+
+
+class Skid(wiring.Component):
+    """Register slice (skid buffer): every output, ``i.ready`` included, comes from a
+    flip-flop, so no combinational path crosses it in either direction. Full throughput,
+    one cycle of latency.
+
+    It cuts the ready chains between the AXI ports and the core (Fmax, docs/boards.md).
+
+    Members
+    -------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    """
+
+    def __init__(self, layout=None):
+        layout = word_layout(32) if layout is None else layout
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        spare = Signal.like(self.i.payload)
+        spare_valid = Signal()
+        m.d.comb += self.i.ready.eq(~spare_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            # The output register moves on: refill it from the spare, else the input.
+            with m.If(spare_valid):
+                m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~spare_valid):
+            # The output is stalled: park the accepted input in the spare.
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
         return m
 
 

@@ -12,7 +12,7 @@ from amaranth.back import verilog
 
 from .config import AnyprecConfig
 from .core import AnyprecCore
-from .stream import WidthUp, WidthDown
+from .stream import WidthUp, WidthDown, Skid
 
 __all__ = ["AnyprecTop", "generate_verilog", "VERILATOR_WAIVERS"]
 
@@ -62,8 +62,14 @@ class AnyprecTop(wiring.Component):
             self.m_axis_tdata.eq(down.o.payload.data), self.m_axis_tlast.eq(down.o.payload.last),
             self.m_axis_tvalid.eq(down.o.valid), down.o.ready.eq(self.m_axis_tready),
         ]
-        wiring.connect(m, up.o, core.i)
-        wiring.connect(m, core.o, down.i)
+        # Register slices on both sides of the core: the ready chains from the ports
+        # through the width adapters into the framers were critical paths (Fmax).
+        m.submodules.skid_in = skid_in = Skid()
+        m.submodules.skid_out = skid_out = Skid()
+        wiring.connect(m, up.o, skid_in.i)
+        wiring.connect(m, skid_in.o, core.i)
+        wiring.connect(m, core.o, skid_out.i)
+        wiring.connect(m, skid_out.o, down.i)
         return m
 
 

@@ -80,10 +80,14 @@ class _EngineBench(Elaboratable):
         m.d.comb += [xw.en.eq(self.x_we), xw.addr.eq(self.x_waddr), xw.data.eq(self.x_wdata)]
         mr = self.mmem.read_port()
         br = self.bmem.read_port()
-        m.d.comb += [wr.addr.eq(eng.w_addr), eng.w_data.eq(wr.data),
+        # The core's weight memory and requantisation table answer W_LATENCY = 2 cycles
+        # after the address (banked, registered), the activation buffer after one.
+        w_reg, m_reg, b_reg = (Signal.like(p.data) for p in (wr, mr, br))
+        m.d.sync += [w_reg.eq(wr.data), m_reg.eq(mr.data), b_reg.eq(br.data)]
+        m.d.comb += [wr.addr.eq(eng.w_addr), eng.w_data.eq(w_reg),
                      xr.addr.eq(eng.x_addr), eng.x_data.eq(xr.data),
-                     mr.addr.eq(eng.t_addr), eng.t_m.eq(mr.data),
-                     br.addr.eq(eng.t_addr), eng.t_b.eq(br.data)]
+                     mr.addr.eq(eng.t_addr), eng.t_m.eq(m_reg),
+                     br.addr.eq(eng.t_addr), eng.t_b.eq(b_reg)]
         return m
 
 
