@@ -80,10 +80,18 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
     if board.family in ("ice40", "ecp5"):
         after_read = []
         if board.family == "ice40":
-            after_read += ['setattr -set ram_style "huge" m:wmem m:tab',
+            # The weight memory and the requantisation table (one bank each on iCE40,
+            # hw/core.py BankedMemory) go to the single-port SPRAMs.
+            after_read += ['setattr -set ram_style "huge" m:bank*',
                            "delete t:$meminit_v2"]
+        opts = list(board.synth_opts)
+        if not cfg.use_dsp:
+            # LUT-only multipliers (the bit-parallel baseline at equal LUTs, issue 7).
+            opts = [o for o in opts if o != "-dsp"]
+            if board.family == "ecp5":
+                opts.append("-nodsp")
         kw = dict(
-            synth_opts=" ".join(board.synth_opts),
+            synth_opts=" ".join(opts),
             script_after_read="\n".join(after_read),
             script_after_synth=f"tee -q -o {name}.stat.json stat -json",
             nextpnr_opts=f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail",
