@@ -178,3 +178,40 @@ def test_cli_run_missing_port_one_line(capsys):
     assert code == 2
     assert err.startswith("anyprec: error: cannot open /dev/anyprec-no-such-port")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_stream_over_fake_port(monkeypatch, capsys):
+    """`anyprec stream --port`: refused before the first plane, then bit-exact at every
+    plane count as the planes arrive MSB first, over the serial framing."""
+    monkeypatch.setattr(SerialTransport, "_open", staticmethod(lambda name, baud: FakeSerial(CFG)))
+    code = main(["stream", "--port", "/dev/fake", "--samples", "6", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["refused_before_first_plane"] is True
+    assert [s["planes"] for s in rep["steps"]] == list(range(1, 9))
+    assert all(s["mismatches"] == 0 and s["samples"] == 6 for s in rep["steps"])
+    assert rep["port"] == "/dev/fake"
+
+
+def test_cli_stream_port_reports_mismatch(monkeypatch, capsys):
+    orig = ModelDevice._infer
+
+    def wrong_infer(self, p):
+        words = list(orig(self, p))
+        words[0] ^= 1
+        return words
+    from anyprec.host import devmodel
+    monkeypatch.setitem(devmodel._HANDLERS, P.Opcode.INFER, wrong_infer)
+    monkeypatch.setattr(SerialTransport, "_open", staticmethod(lambda name, baud: FakeSerial(CFG)))
+    code = main(["stream", "--port", "/dev/fake", "--samples", "2"])
+    out = capsys.readouterr().out
+    assert code == 1 and "planes" in out
+
+
+def test_cli_stream_missing_port_one_line(capsys):
+    code = main(["stream", "--port", "/dev/anyprec-no-such-port", "--samples", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("anyprec: error: cannot open /dev/anyprec-no-such-port")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -15,7 +15,14 @@ def register(sub):
                    "checks that an inference is refused before the first plane. Exits 1 on any "
                    "mismatch with golden.",
                    ["anyprec stream",
-                    "anyprec stream --samples 100 --sim icarus --json"])
+                    "anyprec stream --samples 100 --sim icarus --json",
+                    "anyprec stream --port /dev/ttyUSB0 --samples 50   # a real board"])
+    p.add_argument("--port", default=None, metavar="DEV",
+                   help="stream to a board on this serial port instead of the simulator")
+    p.add_argument("--baud", type=int, default=115200,
+                   help="UART speed with --port (default 115200)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for each response with --port (default 5)")
     p.add_argument("--model", default=None, metavar="NPZ",
                    help="exported model (default: the shipped digits checkpoint)")
     p.add_argument("--abits", type=int, default=None, help="activation bits (default A)")
@@ -26,11 +33,86 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def stream_over(drv, net, abits, x, y, progress=None):
+    """Progressive streaming through a synchronous :class:`Driver` (a board): the
+    requantisation tables, an inference that must be refused before any plane, then plane
+    p of every layer (MSB first) and every image at p+1 bits, against golden."""
+    import time
+    import numpy as np
+    from ...golden.arith import quantize_pixels
+    from ..errors import NotReadyError
+    L = len(net.layers)
+    xq = quantize_pixels(np.asarray(x).T, abits, net.a)            # (64, B)
+    drv.configure(net)
+    drv.load_requant(net)
+    drv.set_precision([1] * L, abits)
+    try:
+        drv.infer(xq[:, 0], L)
+        refused = False
+    except NotReadyError:
+        refused = True
+    steps = []
+    for p in range(net.n):
+        t0 = time.monotonic()
+        drv.load_planes(net, planes=[p])
+        load_s = time.monotonic() - t0
+        drv.set_precision([p + 1] * L, abits)
+        golden = net.forward(xq, [p + 1] * L, [abits] * L)          # (10, B)
+        hw = np.zeros_like(golden)
+        cycles = []
+        for s in range(xq.shape[1]):
+            r = drv.infer(xq[:, s], L)
+            hw[:, s] = r.values
+            cycles.append(int(r.cycles))
+        steps.append({"planes": p + 1, "wbits": p + 1, "abits": int(abits),
+                      "samples": int(xq.shape[1]),
+                      "hw_accuracy": float(np.mean(np.argmax(hw, axis=0) == y)),
+                      "golden_accuracy": float(np.mean(np.argmax(golden, axis=0) == y)),
+                      "mismatches": int(np.sum(np.any(hw != golden, axis=0))),
+                      "cycles_per_inference": float(np.mean(cycles)),
+                      "plane_load_seconds": round(load_s, 3)})
+        if progress:
+            progress(f"plane {p + 1}/{net.n} loaded; {xq.shape[1]} inferences at {p + 1} bits")
+    return {"refused_before_first_plane": refused, "steps": steps}
+
+
+def _run_port(args, progress):
+    from ...golden.data import load_split
+    from ...golden.errors import AnyprecError, PrecisionError
+    from ...golden.export import DEFAULT_MODEL, load_model
+    from ..driver import Driver
+    from ..serial import SerialTransport
+    if args.samples is not None and args.samples < 1:
+        raise AnyprecError(f"--samples must be positive, not {args.samples}")
+    if args.timeout <= 0:
+        raise AnyprecError(f"--timeout must be positive, not {args.timeout:g}")
+    net, _ = load_model(args.model if args.model else DEFAULT_MODEL)
+    abits = net.a if args.abits is None else args.abits
+    if not 1 <= abits <= net.a:
+        raise PrecisionError(f"--abits must be from 1 to {net.a}, not {abits}")
+    _, x, _, y = load_split()
+    if args.samples is not None:
+        x, y = x[:args.samples], y[:args.samples]
+    with SerialTransport(args.port, args.baud, timeout=args.timeout) as link:
+        drv = Driver(link, timeout=args.timeout)
+        cfg = drv.config()
+        if progress:
+            progress(f"device on {args.port}: {cfg.describe()}")
+        r = stream_over(drv, net, abits, x, y, progress)
+    r.update({"port": args.port, "baud": args.baud, "config": cfg.to_dict(),
+              "simulator": f"board on {args.port}"})
+    return r
+
+
 def run(args):
-    from ...sim.verify import stream
-    cfg = config_from_args(args)
-    r = stream(args.model, abits=args.abits, samples=args.samples, cfg=cfg, sim=args.sim,
-               transport=args.transport, progress=None if args.json else progress_printer("stream"))
+    progress = None if args.json else progress_printer("stream")
+    if args.port:
+        r = _run_port(args, progress)
+    else:
+        from ...sim.verify import stream
+        cfg = config_from_args(args)
+        r = stream(args.model, abits=args.abits, samples=args.samples, cfg=cfg, sim=args.sim,
+                   transport=args.transport, progress=progress)
     bad = sum(s["mismatches"] for s in r["steps"]) + (0 if r["refused_before_first_plane"] else 1)
     if args.json:
         print(json.dumps(r, indent=1))
