@@ -4,6 +4,7 @@
 #   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
 #   make bench     performance sweep, writes docs/performance.md
 #   make boards    place-and-route every board target
+#   make test-boards  the board tests, full place and route included (slow)
 #   make robust    long fuzz, back-pressure and soak runs (docs/robustness.md)
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.anyprec-setup
 JOBS   ?= 2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-all bench boards robust golden clean system-deps
+.PHONY: setup demo test test-all test-boards bench boards robust golden clean system-deps
 
 setup: system-deps $(STAMP)
 
@@ -42,6 +43,10 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -n $(JOBS) -q -m "slow or not slow"
+
+test-boards: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "slow or not slow" tests/test_boards.py \
+	  tests/test_boards_bridge.py tests/test_sim_uart.py tests/test_host_serial.py
 
 bench: setup
 	$(BIN)/anyprec bench --write-docs

@@ -78,7 +78,10 @@ def _version(path, name):
     if out.returncode != 0 or not text:
         raise ToolchainError(f"{name} at {path} does not run (exit {out.returncode}): "
                              f"{text.splitlines()[-1] if text else 'no output'}")
-    first = text.splitlines()[0]
+    # YoWASP prints "Preparing to run ... This might take a while..." before the first
+    # run's output: skip such lines.
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("Preparing")]
+    first = lines[0] if lines else text.splitlines()[0]
     mt = re.search(r"Yosys \S+", first) or re.search(r"\(Version ([^)]+)\)", first)
     if mt is None:
         return first[:120]
