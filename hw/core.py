@@ -83,7 +83,8 @@ class BankedMemory(Elaboratable):
         self._n = -(-depth // self._bank)
         aw = max(depth - 1, 1).bit_length()
         ens = 1 if granularity is None else width // granularity
-        self.w = _Port(addr=Signal(aw, name="wmem_waddr"), data=Signal(width, name="wmem_wdata"),
+        self.w = _Port(addr=Signal(aw, name="wmem_waddr"),
+                       data=Signal(width, name="wmem_wdata", reset_less=True),
                        en=Signal(ens, name="wmem_wen"))
         self.r = _Port(addr=Signal(aw, name="wmem_raddr"), en=Signal(name="wmem_ren"),
                        data=Signal(width, name="wmem_rdata"))
@@ -441,13 +442,14 @@ class AnyprecCore(wiring.Component):
                      dw_x.eq(rxf.pay & (rxf.idx >= 2) &
                              ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok)]
         # Plane slices -> weight memory, only for a frame that passed its word-1 checks.
+        # The write data is assigned in every cycle (only the enable is conditional), so
+        # that its register is a plain flip-flop and not a wide reset-to-zero (Fmax).
+        full = Signal(32 * WPW)
+        m.d.comb += full.eq(Cat(slice_buf, dw) if WPW > 1 else dw)
+        sl = full[:cfg.slice_bits]
+        m.d.comb += wq_data.eq(sl if serial else Cat(*([sl] * N)))
         with m.If(data_word & (op == Opcode.LOAD_PLANE) & pl_ok):
-            full = Signal(32 * WPW)
-            m.d.comb += full.eq(Cat(slice_buf, dw) if WPW > 1 else dw)
             with m.If(slice_cnt == WPW - 1):
-                sl = full[:cfg.slice_bits]
-                m.d.comb += [wq_data.eq(
-                    sl if serial else Cat(*([sl] * N)))]
                 if serial:
                     m.d.comb += wq_en.eq(1)
                 else:
@@ -460,11 +462,7 @@ class AnyprecCore(wiring.Component):
 
         # The write reaches the memory one cycle later, from registers: the opcode and
         # slice decode feeding the shared address multiplexer was a long path (Fmax).
-        # (Not on iCE40, where yosys then no longer maps the memory to SPRAM.)
-        if _is_ice40(platform):
-            m.d.comb += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
-        else:
-            m.d.sync += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
+        m.d.sync += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
         m.d.comb += wmem_addr.eq(Mux(wmem_we, wq_addr, eng.w_addr))
 
         # Requantisation pairs -> staging memory.
