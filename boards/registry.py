@@ -131,9 +131,10 @@ BOARDS = {b.name: b for b in (
         default=_cfg(1, 4),
         fits=False,
         notes="Does not fit yet: the protocol core's controller, CRCs and requantiser "
-              "alone need more than the UP5K's 5,280 logic cells: a 1x4 array packs into "
-              "5,788 (110%, docs/boards.md). Memories are fine: the weight and "
-              "requantisation memories map to SPRAM. The busy LED is on the snap-off PMOD.",
+              "alone need more than the UP5K's 5,280 logic cells: a 1x4 array needs about "
+              "6,300 (yosys estimate, 120%; docs/boards.md). Memories are fine: the weight "
+              "and requantisation memories map to SPRAM. The busy LED is on the snap-off "
+              "PMOD.",
         synth_opts=("-dsp", "-spram"),
     ),
     Board(
@@ -141,7 +142,7 @@ BOARDS = {b.name: b for b in (
         device="LFE5U-85F", package="CABGA381",
         platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         luts=83640, ffs=83640, brams=208, bram_kind="DP16KD", dsps=156,
-        clock_resource="clk25", osc_mhz=25.0, target_mhz=65.0, goal_mhz=150.0,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=90.0, goal_mhz=150.0,
         uart_rx="M1", uart_tx="L4",
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
         default=_cfg(16, 16),
@@ -151,7 +152,7 @@ BOARDS = {b.name: b for b in (
         device="LFE5U-25F", package="CABGA256",
         platform="amaranth_boards.icesugar_pro:ICESugarProPlatform",
         luts=24288, ffs=24288, brams=56, bram_kind="DP16KD", dsps=28,
-        clock_resource="clk25", osc_mhz=25.0, target_mhz=65.0, goal_mhz=150.0,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=90.0, goal_mhz=150.0,
         uart_rx="A9", uart_tx="B9",
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"),
               "error": ("rgb_led", 0, "r")},

@@ -88,3 +88,42 @@ def test_bench_quick_subset_real(tmp_path):
     assert len(rep["points"]) == len(bench.QUICK_POINTS)
     for p in rep["points"]:
         assert p["luts"] > 0 and p["fmax_mhz"] > 0
+
+
+def test_summary_per_cycle_ratio_takes_the_clocks_out():
+    pts = [_rec("serial", 16, 16, 8000, 120, 1.0), _rec("parallel-lut", 8, 8, 12000, 60)]
+    s = bench.summarize(pts)
+    # The clock ratio (2x) is in the plain ratio and not in the per-cycle one.
+    assert s["equal_lut_ratio"]["8"] == pytest.approx(
+        2 * s["equal_lut_ratio_per_cycle"]["8"], rel=1e-3)
+    assert s["equal_lut_ratio_per_cycle"]["1"] == pytest.approx(
+        (256 / 8000) / (64 / 12000), rel=1e-3)
+
+
+def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
+    pts = [_rec("serial", 16, 16, 8000, 120), _rec("parallel-lut", 8, 8, 12000, 60),
+           {"design": "serial", "board": "icebreaker", "rows": 1, "cols": 4,
+            "error": "the design does not fit the device: ICESTORM_LC 6039/5280 (114%)"}]
+    for p in pts[:2]:
+        p.update({"ffs": 1, "brams": 1, "dsps": 0})
+    layer = {"m": 32, "k": 32, "cycles": {"1": 40}, "over_ideal": {"1": 2.5},
+             "overhead_cycles": [20], "latency_ratio_8_over_k": {"1": 3.0},
+             "ideal_ratio_8_over_k": {"1": 8.0}}
+    for key in ("cycles", "over_ideal"):
+        layer[key] = {str(k): layer[key]["1"] for k in range(1, 9)}
+    for key in ("latency_ratio_8_over_k", "ideal_ratio_8_over_k"):
+        layer[key] = {str(k): layer[key]["1"] for k in (1, 2, 4)}
+    rep = {"points": pts, "seed": 1, "simulator": "verilator", "tools": {}, "date": "x",
+           "layer_cycles": {"config": "default 8x8", "layers": [layer]}}
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(rep))
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
+                        str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "does not fit the device" in r.stdout and "equal clocks" in r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
+                        str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("anyprec: error: ")
+    assert len(r.stderr.strip().splitlines()) == 1
