@@ -731,10 +731,10 @@ class AxisSpec(Elaboratable):
                     m.d.comb += end_verdict.eq(_V_NONE)
 
         # Requests that have ended and whose response header has not appeared yet, oldest
-        # first. Four at most: the framer is released once the response's last word has
+        # first. Six at most: the framer is released once the response's last word has
         # left the TX framer, and in front of it the input register slice (two words) and
-        # a narrow stream's adapter can hold a frame each while a response waits.
-        QA = 4
+        # a narrow stream's adapter can hold a frame each while responses wait.
+        QA = 6
         n_pend = Signal(range(QA + 1))
         q_op = [Signal(8, name=f"q_op_{i}") for i in range(QA)]
         q_tag = [Signal(8, name=f"q_tag_{i}") for i in range(QA)]
@@ -1132,11 +1132,12 @@ class IdleSpec(Elaboratable):
             # tlast mid-word completes the word (zero-padded): r_done is high then too.
             m.d.comb += Assert(0)
 
-        # Outstanding requests, oldest first. At most three: the framer is released when
-        # the response's last word has left the TX framer, while up to two words of it
-        # may still wait in the output registers (one at 32 bits), and a narrow stream's
-        # input adapter buffers one word of the frame after the next.
-        Q = 3
+        # Outstanding requests, oldest first. At most six: the framer is released when
+        # the response's last word has left the TX framer, while words of it may still
+        # wait in the output register slice and adapter; in front of the framer the input
+        # register slice holds two words and a narrow stream's input adapter one more,
+        # each of which can be a whole (refused) frame.
+        Q = 6
         n_out = Signal(range(Q + 1))
         q_trunc = [Signal(name=f"q_trunc_{i}") for i in range(Q)]
         m.d.comb += Assert(~m_end | (n_out != 0))
