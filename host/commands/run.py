@@ -89,25 +89,35 @@ def evaluate(drv, net, wbits, abits, x, y, progress=None):
     return {"load_seconds": load_s, "results": results}
 
 
-def run(args):
+def board_inputs(args):
+    """The checked arguments shared by the board commands (``run``, ``stream --port``):
+    ``(net, wbits, abits, x, y)``; ``wbits`` is None for a command without ``--wbits``."""
     from ...golden.data import load_split
     from ...golden.errors import AnyprecError, PrecisionError
     from ...golden.export import DEFAULT_MODEL, load_model
-    from ..driver import Driver
-    from ..serial import SerialTransport, SerialPortError
-
     if args.samples is not None and args.samples < 1:
         raise AnyprecError(f"--samples must be positive, not {args.samples}")
     if args.timeout <= 0:
         raise AnyprecError(f"--timeout must be positive, not {args.timeout:g}")
     net, _ = load_model(args.model if args.model else DEFAULT_MODEL)
-    wbits = parse_bits(args.wbits, net.n, "--wbits") if args.wbits else list(range(1, net.n + 1))
+    wbits = None
+    if hasattr(args, "wbits"):
+        wbits = (parse_bits(args.wbits, net.n, "--wbits") if args.wbits
+                 else list(range(1, net.n + 1)))
     abits = net.a if args.abits is None else args.abits
     if not 1 <= abits <= net.a:
         raise PrecisionError(f"--abits must be from 1 to {net.a}, not {abits}")
-    _, x_test, _, y_test = load_split()
+    _, x, _, y = load_split()
     if args.samples is not None:
-        x_test, y_test = x_test[:args.samples], y_test[:args.samples]
+        x, y = x[:args.samples], y[:args.samples]
+    return net, wbits, abits, x, y
+
+
+def run(args):
+    from ..driver import Driver
+    from ..serial import SerialTransport
+
+    net, wbits, abits, x_test, y_test = board_inputs(args)
 
     def progress(msg):
         if not args.json:

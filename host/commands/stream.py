@@ -77,22 +77,10 @@ def stream_over(drv, net, abits, x, y, progress=None):
 
 
 def _run_port(args, progress):
-    from ...golden.data import load_split
-    from ...golden.errors import AnyprecError, PrecisionError
-    from ...golden.export import DEFAULT_MODEL, load_model
     from ..driver import Driver
     from ..serial import SerialTransport
-    if args.samples is not None and args.samples < 1:
-        raise AnyprecError(f"--samples must be positive, not {args.samples}")
-    if args.timeout <= 0:
-        raise AnyprecError(f"--timeout must be positive, not {args.timeout:g}")
-    net, _ = load_model(args.model if args.model else DEFAULT_MODEL)
-    abits = net.a if args.abits is None else args.abits
-    if not 1 <= abits <= net.a:
-        raise PrecisionError(f"--abits must be from 1 to {net.a}, not {abits}")
-    _, x, _, y = load_split()
-    if args.samples is not None:
-        x, y = x[:args.samples], y[:args.samples]
+    from .run import board_inputs
+    net, _, abits, x, y = board_inputs(args)
     with SerialTransport(args.port, args.baud, timeout=args.timeout) as link:
         drv = Driver(link, timeout=args.timeout)
         cfg = drv.config()
