@@ -358,7 +358,6 @@ class AnyprecCore(wiring.Component):
             Signal(name=f"r_{n}") for n in ("l_bad", "pl_range", "rq_range", "mv_range",
                                              "in_range"))
         r_cfg, r_cfg0 = Signal(), Signal()
-        r_lsel = Signal(range(LW))
         r_pw1 = Signal(17)
         r_planes = Signal(range(N + 1))
         r_ms21 = Signal(range(2 * cfg.max_m + 2))
@@ -376,7 +375,7 @@ class AnyprecCore(wiring.Component):
                 r_rq_range.eq((l1 >= L) | (b1 == 0) | (b1 > N) | (c1 > SHIFT_MAX)),
                 r_mv_range.eq(bad_k | (c1 == 0) | (c1 > A)),
                 r_in_range.eq((l1 == 0) | (l1 > L)),
-                r_cfg.eq(f_cfg[lsel]), r_cfg0.eq(f_cfg[0]), r_lsel.eq(lsel),
+                r_cfg.eq(f_cfg[lsel]), r_cfg0.eq(f_cfg[0]),
                 r_pw1.eq(f_pw[lsel] + 1), r_planes.eq(f_planes[lsel]),
                 r_ms21.eq((f_ms[lsel] << 1) + 1),
                 r_kw1.eq(_ceil_div(f_krun[lsel] + EPW, EPW)),
@@ -397,7 +396,7 @@ class AnyprecCore(wiring.Component):
                     with m.Elif(b1 != r_planes):
                         fail(Status.ORDER, l1)
                     with m.Else():
-                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(r_lsel), pl_plane.eq(b1),
+                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
                                      wp_addr.eq(r_wptr)]
                 with m.Case(Opcode.LOAD_REQUANT):
                     with m.If(r_rq_range):
@@ -661,7 +660,7 @@ class AnyprecCore(wiring.Component):
         # ------------------------------------------------------------- controller
         new_m = w2[0:16]
         new_k = w2[16:32]
-        e_layer = r_lsel            # word 1's layer (0 when out of range), registered
+        e_layer = lsel              # word 1's layer (0 when out of range), registered
         t_new = Signal(16)
         j_new = Signal(16)
         m.d.comb += [t_new.eq(_ceil_div(new_m, R)), j_new.eq(_ceil_div(new_k, C))]
