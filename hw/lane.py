@@ -82,9 +82,16 @@ class MacArray(wiring.Component):
         return _tree_depth(self._cols)
 
     @property
+    def product_stages(self):
+        """Register stages after the products: one for full multipliers (the bit-parallel
+        baseline, so that its multipliers are pipelined like the serial array's adder
+        tree, a fair Fmax comparison), none for the serial design's AND gates."""
+        return 1 if self._wbits > 1 else 0
+
+    @property
     def latency(self):
         """Cycles from an input cycle to the accumulator update it causes, plus one."""
-        return self.tree_depth + 1
+        return self.product_stages + self.tree_depth + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -96,7 +103,8 @@ class MacArray(wiring.Component):
         pw = A if WB == 1 else A + WB
 
         for r in range(R):
-            # Level 0: one product per cell (AND for a plane bit, multiply for a full code).
+            # Level 0: one product per cell (AND for a plane bit, multiply for a full code,
+            # registered: see ``product_stages``).
             level = []
             for c in range(C):
                 wcell = self.w[(r * C + c) * WB:(r * C + c + 1) * WB]
@@ -104,7 +112,7 @@ class MacArray(wiring.Component):
                 if WB == 1:
                     m.d.comb += p.eq(Mux(wcell[0], xs[c], 0))
                 else:
-                    m.d.comb += p.eq(wcell * xs[c])
+                    m.d.sync += p.eq(wcell * xs[c])
                 level.append(p)
             lvl = 0
             while len(level) > 1:
@@ -135,9 +143,9 @@ class MacArray(wiring.Component):
         return m
 
     def _delay(self, m, sig, name):
-        """``sig`` delayed by the tree depth."""
+        """``sig`` delayed by the product stages and the tree depth."""
         cur = sig
-        for i in range(self.tree_depth):
+        for i in range(self.product_stages + self.tree_depth):
             nxt = Signal(len(sig), name=f"{name}_d{i + 1}")
             m.d.sync += nxt.eq(cur)
             cur = nxt

@@ -93,3 +93,64 @@ def test_array_every_precision(rows, cols, n, a, k_in):
             # The hardware identity D = 2P - Q is the golden D.
             d = 2 * np.array(acc) - ((1 << k) - 1) * x.sum()
             assert np.array_equal(d, arith.dot(codes, x, n, k))
+
+
+@pytest.mark.parametrize("rows,cols,n,a,k_in", CASES)
+def test_parallel_array_full_codes(rows, cols, n, a, k_in):
+    """The bit-parallel baseline's array (wbits = N, registered multipliers): one word
+    per chunk holds whole codes; ``done`` comes ``latency - 1`` cycles after ``last``."""
+    seed = 2000 + rows * 100 + cols
+    rng = np.random.default_rng(seed)
+    acc_bits = arith.widths(n, a, k_in).acc_bits
+    dut = MacArray(rows=rows, cols=cols, abits=a, acc_bits=acc_bits, wbits=n)
+    assert dut.latency == dut.tree_depth + 2
+    chunks = -(-k_in // cols)
+    tiles = [(rng.integers(0, 1 << n, (rows, k_in)), rng.integers(0, 1 << a, k_in))
+             for _ in range(3)]
+    tiles.append((np.full((rows, k_in), (1 << n) - 1), np.full(k_in, (1 << a) - 1)))
+    results, last_at, done_at = [], [], []
+
+    async def feeder(ctx):
+        cyc = 0
+        for codes, x in tiles:
+            cp = np.zeros((rows, chunks * cols), dtype=np.int64)
+            cp[:, :k_in] = codes
+            xp = np.zeros(chunks * cols, dtype=np.int64)
+            xp[:k_in] = x
+            for j in range(chunks):
+                word = 0
+                for r in range(rows):
+                    for c in range(cols):
+                        word |= int(cp[r, j * cols + c]) << ((r * cols + c) * n)
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.first, j == 0)
+                ctx.set(dut.dbl, 0)
+                ctx.set(dut.last, j == chunks - 1)
+                ctx.set(dut.w, word)
+                ctx.set(dut.x, _packx(xp[j * cols:(j + 1) * cols], a))
+                if j == chunks - 1:
+                    last_at.append(cyc)
+                await ctx.tick()
+                cyc += 1
+        ctx.set(dut.valid, 0)
+
+    async def collector(ctx):
+        cyc = 0
+        while len(results) < len(tiles):
+            await ctx.tick()
+            cyc += 1
+            if ctx.get(dut.done):
+                done_at.append(cyc)
+                results.append([ctx.get(dut.acc[r]) for r in range(rows)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feeder)
+    sim.add_testbench(collector, background=True)
+    sim.run_until(1e-8 * (len(tiles) * chunks + 50))
+    assert len(results) == len(tiles), f"seed {seed}: {len(results)} tiles done"
+    for t, ((codes, x), acc) in enumerate(zip(tiles, results)):
+        assert np.array_equal(np.array(acc), codes @ x), f"seed {seed} tile {t}"
+    # The collector counts ticks after the tick in which `last` was applied, so `done`
+    # seen `latency` ticks later is `latency - 1` cycles after the last input cycle.
+    assert [d - l for d, l in zip(done_at, last_at)] == [dut.latency] * len(tiles)
