@@ -52,6 +52,28 @@ def _ceil_div(value, divisor):
     return (value + (divisor - 1)) // divisor
 
 
+def _ceil_div_reg(m, value, divisor, q_max, name):
+    """ceil(value / divisor), two cycles after ``value``, for any constant divisor.
+
+    A power of two is a shift (combinational, as :func:`_ceil_div`). Otherwise a divider
+    in one cycle was the whole design's critical path (27.6 MHz for a 12 x 12 array on
+    ECP5), so the quotient is computed in two registered stages that run in every cycle:
+    a thermometer code ``value > i * divisor`` (constant compares), then its length in
+    binary. Exact for ``value <= q_max * divisor``, saturated at ``q_max`` above (callers
+    refuse those values anyway).
+    """
+    if divisor & (divisor - 1) == 0:
+        return _ceil_div(value, divisor)
+    therm = Signal(q_max, name=f"{name}_therm")
+    m.d.sync += therm.eq(Cat(*[value > i * divisor for i in range(q_max)]))
+    q = Signal(range(q_max + 1), name=name)
+    ends = [therm[i] & (~therm[i + 1] if i + 1 < q_max else 1) for i in range(q_max)]
+    m.d.sync += q.eq(Cat(*[
+        Cat(*[ends[i] for i in range(q_max) if (i + 1) >> b & 1]).any()
+        for b in range(len(q))]))
+    return q
+
+
 #: Words per weight-memory bank: one ECP5 DP16KD holds 512 x 36, so a bank of 512 words
 #: maps to block RAMs side by side with no depth multiplexer behind their outputs.
 WMEM_BANK = 512
@@ -663,7 +685,11 @@ class AnyprecCore(wiring.Component):
         e_layer = lsel              # word 1's layer (0 when out of range), registered
         t_new = Signal(16)
         j_new = Signal(16)
-        m.d.comb += [t_new.eq(_ceil_div(new_m, R)), j_new.eq(_ceil_div(new_k, C))]
+        # w2 is written when payload word 2 arrives, at least four cycles before PRE reads
+        # t_new/j_new (CRC word, framer END, WAITX): the two-cycle quotient of a divisor
+        # that is not a power of two is settled by then.
+        m.d.comb += [t_new.eq(_ceil_div_reg(m, new_m, R, cfg.tiles_max, "t_new_q")),
+                     j_new.eq(_ceil_div_reg(m, new_k, C, cfg.chunks_max, "j_new_q"))]
         tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
         mul_i = Signal(16)              # additions left
         mul_last = Signal()

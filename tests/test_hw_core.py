@@ -503,3 +503,35 @@ def test_cycle_count(cfg, m, k):
     for kk, cycles, ideal in rows:
         assert ideal <= cycles < 2 * ideal + 64, \
             f"seed {seed}: k={kk}: {cycles} cycles vs ideal {ideal}\n{table}"
+
+
+@pytest.mark.parametrize("divisor,q_max", [(12, 22), (3, 7), (5, 4), (8, 32)])
+def test_ceil_div_reg(divisor, q_max):
+    """The two-stage quotient used for T = ceil(M/R), J = ceil(K/C): exact up to
+    q_max * divisor two cycles after the value, saturated above; shift for 2^n."""
+    from amaranth import Module, Signal
+    from amaranth.sim import Simulator
+    from anyprec.hw.core import _ceil_div_reg
+    m = Module()
+    v = Signal(16)
+    q = Signal(16)
+    m.d.comb += q.eq(_ceil_div_reg(m, v, divisor, q_max, "q"))
+    m.d.sync += Signal().eq(1)    # a sync domain even for the pure-shift case
+    values = list(range(q_max * divisor + 3)) + [65535]
+    got = []
+
+    async def tb(ctx):
+        for x in values:
+            ctx.set(v, x)
+            await ctx.tick()
+            await ctx.tick()
+            got.append(ctx.get(q))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    want = [-(-x // divisor) if divisor & (divisor - 1) else (x + divisor - 1) // divisor
+            for x in values]
+    want = [min(w, q_max) if divisor & (divisor - 1) else w for w in want]
+    assert got == want, [(x, g, w) for x, g, w in zip(values, got, want) if g != w][:5]
