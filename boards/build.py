@@ -86,10 +86,14 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
                            "delete t:$meminit_v2"]
         opts = list(board.synth_opts)
         if not cfg.use_dsp:
-            # LUT-only multipliers (the bit-parallel baseline at equal LUTs, issue 7).
+            # LUT-only multipliers (the bit-parallel baseline at equal LUTs, issue 7),
+            # Booth-encoded: the smallest LUT multipliers yosys makes, so that the baseline
+            # is what a careful user would build. ("proc" first: booth acts on $mul cells,
+            # which exist only after proc; plain "booth" here silently maps nothing.)
             opts = [o for o in opts if o != "-dsp"]
             if board.family == "ecp5":
-                opts.append("-nodsp")
+                opts += ["-nodsp", "-nowidelut"]
+            after_read += ["proc", "booth"]
         kw = dict(
             synth_opts=" ".join(opts),
             script_after_read="\n".join(after_read),
