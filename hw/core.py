@@ -340,7 +340,7 @@ class AnyprecCore(wiring.Component):
         pl_layer = Signal(range(LW))
         pl_plane = Signal(range(N))
         wp_addr = Signal(aw + 1)
-        slice_buf = Signal(32 * max(WPW - 1, 1))
+        slice_buf = Signal(32 * max(WPW - 1, 1), reset_less=True)
         slice_cnt = Signal(range(max(WPW, 2)))
         # LOAD_REQUANT state
         rq_ok = Signal()
@@ -478,8 +478,14 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += [wp_addr.eq(wp_addr + 1), slice_cnt.eq(0)]
             with m.Else():
                 if WPW > 1:
-                    m.d.sync += [slice_buf.eq(Cat(slice_buf[32:], dw)),
-                                 slice_cnt.eq(slice_cnt + 1)]
+                    m.d.sync += slice_cnt.eq(slice_cnt + 1)
+        # The slice buffer shifts on every data word, whatever the command: its enable is
+        # then one flip-flop (``data_word``) instead of the opcode and word-1 checks, which
+        # fan out to every buffer bit (1,024 at 32 x 32: the critical path, 85 MHz). Only
+        # the WPW - 1 words before a write are ever used, and slice_cnt counts those.
+        if WPW > 1:
+            with m.If(data_word):
+                m.d.sync += slice_buf.eq(Cat(slice_buf[32:], dw))
 
         # The write reaches the memory one cycle later, from registers: the opcode and
         # slice decode feeding the shared address multiplexer was a long path (Fmax).
