@@ -2,7 +2,9 @@
 #   make demo      verify the shipped digits model on the simulated hardware (Verilator)
 #   make test      the whole fast suite (< 15 min on 2 cores); CI runs exactly this
 #   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
-#   make bench     performance sweep, writes docs/performance.md
+#   make bench     performance sweep, writes docs/performance.md (< 20 min on 2 cores)
+#   make bench-device  the whole-device pair (largest serial array vs 12x12 DSP; long),
+#                  saved to docs/performance-device.json, which `make bench` includes
 #   make boards    place-and-route every board target
 #   make test-boards  the board tests, full place and route included (slow)
 #   make robust    long fuzz, back-pressure and soak runs (docs/robustness.md)
@@ -14,7 +16,7 @@ STAMP  := $(VENV)/.anyprec-setup
 JOBS   ?= 2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-all test-boards bench boards robust golden clean system-deps
+.PHONY: setup demo test test-all test-boards bench bench-device boards robust golden clean system-deps
 
 setup: system-deps $(STAMP)
 
@@ -49,7 +51,13 @@ test-boards: setup
 	  tests/test_boards_bridge.py tests/test_sim_uart.py tests/test_host_serial.py
 
 bench: setup
-	$(BIN)/anyprec bench --write-docs
+	$(BIN)/anyprec bench --include docs/performance-device.json --write-docs
+
+bench-device: setup
+	mkdir -p build
+	$(BIN)/anyprec bench --points serial:ulx3s-85f:32x32,parallel-dsp:ulx3s-85f:12x12 \
+	  --no-speed --json > build/performance-device.json
+	mv build/performance-device.json docs/performance-device.json
 
 robust: setup
 	$(BIN)/python -m pytest -n $(JOBS) -q -rP -m slow tests/test_sim_fuzz.py \

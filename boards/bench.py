@@ -232,6 +232,8 @@ def summarize(points):
                 (s["mac_per_s"][k] / s["fmax_mhz"]) / (pd["mac_per_s"][k] / pd["fmax_mhz"]), 3)
             out["pairs"].setdefault("whole_device", f"{s['rows']}x{s['cols']} serial vs "
                                                     f"{pd['rows']}x{pd['cols']} parallel-dsp")
+            out.setdefault("whole_device_pairs", {})[k] = (
+                f"{s['rows']}x{s['cols']} serial vs {pd['rows']}x{pd['cols']} parallel-dsp")
     utils = [u for p in ok if p["design"] == "serial" for u in p["utilisation"].values()]
     out["min_utilisation"] = min(utils) if utils else None
     out["board"] = board
@@ -297,12 +299,19 @@ def markdown(rep, plot_name="performance.png"):
             continue
         m = p["mac_per_s"]
         ml = p["mac_per_s_per_lut"]
+        mark = " (b)" if p.get("included_from") else ""
         lines.append(
-            f"| {p['design']} | {p['board']} | {p['rows']}x{p['cols']} | {p['luts']} | "
+            f"| {p['design']} | {p['board']} | {p['rows']}x{p['cols']}{mark} | {p['luts']} | "
             f"{p['ffs']} | {p['brams']} | {p['dsps']} | {p['fmax_mhz']:.1f} | "
             f"{p['utilisation']['1']:.3f} | {p['utilisation']['8']:.3f} | "
             f"{m['1'] / 1e6:.0f} | {m['2'] / 1e6:.0f} | {m['4'] / 1e6:.0f} | "
             f"{m['8'] / 1e6:.0f} | {ml['1'] / 1e3:.1f} | {ml['8'] / 1e3:.1f} |")
+    inc = sorted({(p["included_from"], p.get("measured_on", "?")) for p in rep["points"]
+                  if p.get("included_from")})
+    if inc:
+        lines += [""] + [f"(b) measured on {d} by the same flow and included from `{f}` "
+                         "(`make bench-device`: builds too long for the subset)."
+                         for f, d in inc]
     lines += ["", f"![throughput per LUT]({plot_name})", "", "## Summary", ""]
     if s["equal_lut_ratio"]:
         lines.append(f"Equal LUTs ({s['board']}, {s['pairs'].get('equal_lut', '')}): "
@@ -316,9 +325,12 @@ def markdown(rep, plot_name="performance.png"):
                                for k, v in s["equal_lut_ratio_per_cycle"].items()) + ".")
     if s["whole_device_ratio"]:
         lines.append("")
-        lines.append(f"Whole device ({s['pairs'].get('whole_device', '')}): serial / "
-                     "DSP-parallel MAC/s = " +
-                     ", ".join(f"k={k}: {v}" for k, v in s["whole_device_ratio"].items()) + ".")
+        lines.append(f"Whole device ({s['board']}; the serial and DSP arrays with the most "
+                     "MAC/s at each k): serial / DSP-parallel MAC/s = " +
+                     ", ".join(f"k={k}: {v}" for k, v in s["whole_device_ratio"].items()) +
+                     " (goal: > 1 at every k, about 8 at k = 1). Arrays compared: " +
+                     "; ".join(f"k={k}: {v}"
+                               for k, v in s.get("whole_device_pairs", {}).items()) + ".")
     if s.get("whole_device_ratio_per_cycle"):
         lines.append("")
         lines.append("The same at equal clocks: " + ", ".join(

@@ -121,6 +121,30 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
                         str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "does not fit the device" in r.stdout and "equal clocks" in r.stdout
+    # --include adds the points of another report (the whole-device pair), marked, and
+    # the summary is recomputed over all of them; points measured now are not replaced.
+    dev = {"points": [dict(_rec("serial", 32, 32, 30000, 90), ffs=1, brams=1, dsps=2),
+                      dict(_rec("parallel-dsp", 12, 12, 9000, 80), ffs=1, brams=1, dsps=146),
+                      dict(_rec("serial", 16, 16, 1, 1), ffs=1, brams=1, dsps=0)],
+           "tools": {"x": "1"}, "date": "2026-11-22"}
+    g = tmp_path / "dev.json"
+    g.write_text(json.dumps(dev))
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
+                        str(f), "--include", str(g), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    merged = json.loads(r.stdout)
+    assert [(p["design"], p["rows"]) for p in merged["points"]] == [
+        ("serial", 16), ("parallel-lut", 8), ("serial", 1), ("serial", 32),
+        ("parallel-dsp", 12)]
+    assert merged["points"][0]["luts"] == 8000 and "included_from" not in merged["points"][0]
+    assert merged["points"][3]["measured_on"] == "2026-11-22"
+    assert merged["summary"]["whole_device_pairs"]["1"] == "32x32 serial vs 12x12 parallel-dsp"
+    assert merged["summary"]["whole_device_ratio"]["1"] == pytest.approx(
+        (1024 * 90e6) / (144 * 80e6), rel=1e-3)
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
+                        str(f), "--include", str(tmp_path / "none.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot read" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",

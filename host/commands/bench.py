@@ -22,7 +22,8 @@ def register(sub):
                     "anyprec bench --full --json > bench.json",
                     "anyprec bench --points serial:ulx3s-85f:16x16,parallel-dsp:ulx3s-85f:12x12",
                     "anyprec bench --scheduler tcp://10.0.0.5:8786 --full",
-                    "anyprec bench --write-docs         # docs/performance.md + plot"])
+                    "anyprec bench --write-docs         # docs/performance.md + plot",
+                    "anyprec bench --include docs/performance-device.json --write-docs"])
     p.add_argument("--full", action="store_true",
                    help="the full sweep (4x4, 8x8, 16x16 of each design; long)")
     p.add_argument("--points", default=None, metavar="D:BOARD:RxC[:REF],...",
@@ -38,6 +39,11 @@ def register(sub):
     p.add_argument("--from-json", default=None, metavar="FILE",
                    help="re-render the table, plot and docs from a saved JSON report "
                         "(no builds)")
+    p.add_argument("--include", action="append", default=[], metavar="FILE",
+                   help="add the points of a saved 'anyprec bench --json' report to this "
+                        "one (points measured now take precedence); repeatable. 'make "
+                        "bench' includes the whole-device pair this way "
+                        "(docs/performance-device.json, 'make bench-device')")
     p.add_argument("--write-docs", action="store_true",
                    help="write docs/performance.md and docs/performance.png")
     p.set_defaults(func=run)
@@ -79,10 +85,41 @@ def _load_report(path):
     return rep
 
 
+def _include(rep, paths):
+    """Add the points of saved reports to ``rep`` (not those it measured itself), each
+    marked with its source and date, and recompute the summary."""
+    from ...boards import bench
+    key = lambda p: (p["design"], p["board"], p["rows"], p["cols"], p.get("ref_layer"))
+    have = {key(p) for p in rep["points"]}
+    for path in paths:
+        try:
+            other = json.loads(Path(path).read_text())
+            pts = other["points"]
+            date = other.get("date", "?")
+            tools = other.get("tools") or {}
+            for p in pts:
+                key(p)
+        except OSError as e:
+            raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
+        for p in pts:
+            if key(p) not in have:
+                have.add(key(p))
+                rep["points"].append(dict(p, included_from=str(path), measured_on=date))
+        for name, ver in tools.items():
+            rep["tools"].setdefault(name, ver)
+    rep["summary"] = bench.summarize(rep["points"])
+    return rep
+
+
 def run(args):
     from ...boards import bench
     if args.from_json:
-        return _output(args, _load_report(args.from_json))
+        return _output(args, _include(_load_report(args.from_json), args.include))
+    for path in args.include:              # a missing file fails before any build
+        if not Path(path).is_file():
+            raise AnyprecError(f"cannot read {path}: no such file")
     if args.workers < 1:
         raise AnyprecError(f"--workers must be at least 1, not {args.workers}")
     points = (parse_points(args.points) if args.points
@@ -106,7 +143,7 @@ def run(args):
         if progress:
             progress("measuring simulation speed (verify flow vs bare Verilator)")
         rep["tooling_speed"] = compare(samples=100, bits=(1, 8))
-    return _output(args, rep)
+    return _output(args, _include(rep, args.include))
 
 
 def _output(args, rep):
