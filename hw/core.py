@@ -729,6 +729,12 @@ class AnyprecCore(wiring.Component):
         so_base = Signal(aw)
         ic_done, ic_notready, ic_conflict = Signal(), Signal(), Signal()
         ic_li = Signal(range(LW))
+        ic_cfg, ic_more = Signal(), Signal()
+        ic_wb = Signal(range(N + 1))
+        ic_planes = Signal(range(N + 1))
+        ic_mask = Signal(N)
+        ic_mrun = Signal(range(cfg.max_m + 1))
+        ic_knext = Signal(range(cfg.max_k + 1))
         ic_len = Signal(range(cfg.max_m + 1))
 
         def respond(status, arg=0, source=_SRC_NONE, length=1, n=0):
@@ -838,7 +844,7 @@ class AnyprecCore(wiring.Component):
                     m.d.sync += loop_i.eq(0)
                     m.next = "SL_OVERLAP"
             # SL_OVERLAP reads one layer's descriptor into registers, SL_COMPARE compares,
-            # SL_DECIDE acts (IN_CHECK / IN_DECIDE likewise in two steps): indexed descriptor
+            # SL_DECIDE acts (IN_CHECK / IN_COMPARE / IN_DECIDE likewise): indexed descriptor
             # reads, wide compares and the response set-up in one cycle were the longest
             # paths of the design (Fmax, docs/boards.md). A few cycles per layer slot.
             with m.State("SL_OVERLAP"):
@@ -884,18 +890,26 @@ class AnyprecCore(wiring.Component):
 
             # INFER: every layer ready and the sizes chain, then run.
             with m.State("IN_CHECK"):
+                # Three steps per layer (read, compare, decide): the indexed descriptor
+                # reads, the readiness compare and the variable shift of the plane mask in
+                # one cycle were among the longest paths (Fmax, docs/boards.md).
                 li = Signal(range(LW))
                 m.d.comb += li.eq(loop_i)
                 n = w1[0:8]
-                wb = f_wbits[li]
                 last_i = Signal(range(LW))
                 m.d.comb += last_i.eq(n - 1)
                 m.d.sync += [
                     ic_done.eq(loop_i == n), ic_li.eq(li), ic_len.eq(f_mrun[last_i]),
-                    ic_notready.eq(~f_cfg[li] | (f_planes[li] < wb) |
-                                   ~(f_mask[li] >> (wb - 1)[:len(wb)])[0]),
-                    ic_conflict.eq((loop_i + 1 < n) &
-                                   (f_mrun[li] != f_krun[(li + 1)[:len(li)]])),
+                    ic_cfg.eq(f_cfg[li]), ic_wb.eq(f_wbits[li]), ic_planes.eq(f_planes[li]),
+                    ic_mask.eq(f_mask[li]), ic_more.eq(loop_i + 1 < n),
+                    ic_mrun.eq(f_mrun[li]), ic_knext.eq(f_krun[(li + 1)[:len(li)]]),
+                ]
+                m.next = "IN_COMPARE"
+            with m.State("IN_COMPARE"):
+                m.d.sync += [
+                    ic_notready.eq(~ic_cfg | (ic_planes < ic_wb) |
+                                   ~(ic_mask >> (ic_wb - 1)[:len(ic_wb)])[0]),
+                    ic_conflict.eq(ic_more & (ic_mrun != ic_knext)),
                 ]
                 m.next = "IN_DECIDE"
             with m.State("IN_DECIDE"):
