@@ -278,6 +278,18 @@ def plot(rep, path):
     return path
 
 
+def _pairs_text(pairs):
+    """'A at k = 1-3; B at k = 4-8' from {k: pair}."""
+    groups = []
+    for k, v in pairs.items():
+        if groups and groups[-1][1] == v:
+            groups[-1][0].append(k)
+        else:
+            groups.append(([k], v))
+    return "; ".join(f"{v} at k = {ks[0]}" + (f"-{ks[-1]}" if len(ks) > 1 else "")
+                     for ks, v in groups)
+
+
 def markdown(rep, plot_name="performance.png"):
     """docs/performance.md text for a report."""
     s = rep["summary"]
@@ -329,8 +341,7 @@ def markdown(rep, plot_name="performance.png"):
                      "MAC/s at each k): serial / DSP-parallel MAC/s = " +
                      ", ".join(f"k={k}: {v}" for k, v in s["whole_device_ratio"].items()) +
                      " (goal: > 1 at every k, about 8 at k = 1). Arrays compared: " +
-                     "; ".join(f"k={k}: {v}"
-                               for k, v in s.get("whole_device_pairs", {}).items()) + ".")
+                     _pairs_text(s.get("whole_device_pairs", {})) + ".")
     if s.get("whole_device_ratio_per_cycle"):
         lines.append("")
         lines.append("The same at equal clocks: " + ", ".join(
@@ -338,6 +349,22 @@ def markdown(rep, plot_name="performance.png"):
     if s["min_utilisation"] is not None:
         lines += ["", f"Minimum utilisation of the serial array on the reference layer: "
                       f"{s['min_utilisation']:.3f} (target >= 0.95)."]
+    bound = []
+    for p in rep["points"]:
+        if p["design"] != "serial" or "error" in p:
+            continue
+        ref_k = (p.get("ref_layer") or [REF, REF])[1]
+        j = -(-ref_k // p["cols"])
+        ks = [k for k in KS if k * j < p["rows"]]
+        if ks:
+            bound.append(f"{p['rows']}x{p['cols']} at k = {', '.join(map(str, ks))} "
+                         f"(k*J = {ks[0] * j}{'...' if len(ks) > 1 else ''} < R = {p['rows']})")
+    if bound:
+        lines += ["", "Drain-bound points: a finished tile's R results leave the array one "
+                      "per cycle (hw/engine.py), so a tile takes max(k*J, R) cycles and "
+                      "arrays with R > k*ceil(K/C) idle part of the time: " +
+                      "; ".join(bound) + ". Several drain lanes (and requantisers) would "
+                      "lift this; not built yet."]
     lines += ["", "## Tools", ""] + [f"- {k} {v}" for k, v in sorted(rep["tools"].items())]
     lines += ["", "Reproduce: `make bench` (representative subset) or "
                   "`anyprec bench --full --write-docs`.", ""]
