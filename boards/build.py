@@ -329,6 +329,8 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "binops_per_lut": round(binops / luts, 4) if luts else None,
         "array_luts": array_luts,
         "array_binops_per_lut": round(binops / array_luts, 4) if array_luts else None,
+        # A lane is one output row: C cells and its adder tree and accumulator.
+        "array_luts_per_lane": round(array_luts / cfg.rows, 1) if array_luts else None,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
         "bitstream": str(bit), "bitstream_sha256": digest,
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),

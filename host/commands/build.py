@@ -137,7 +137,7 @@ def _summary(r, board):
         return
     c = r["config"]
     met = "met" if r["timing_met"] else "NOT MET"
-    print(f"{r['board']} ({r['device']}): serial {c['rows']}x{c['cols']}, N={c['max_wbits']}, "
+    print(f"{r['board']} ({r['device']}): {c.get('design', 'serial')} {c['rows']}x{c['cols']}, N={c['max_wbits']}, "
           f"A={c['max_abits']}, {c['layers']} layers of <= {c['max_m']}x{c['max_k']}")
     print(f"  LUTs   {r['luts']:>7} / {r['luts_total']} ({100 * r['luts'] / r['luts_total']:.1f}%)")
     print(f"  FFs    {r['ffs']:>7}")
@@ -152,6 +152,10 @@ def _summary(r, board):
         print(f"  binary ops per LUT per cycle: {r['binops_per_lut']:.3f} (whole design)"
               + (f", {r['array_binops_per_lut']:.3f} (MAC array alone)"
                  if r.get("array_binops_per_lut") else ""))
+    if r.get("array_luts_per_lane"):
+        print(f"  LUTs per lane (MAC array): {r['array_luts_per_lane']:.1f} "
+              f"({c['cols']} cells of {1 if c.get('design', 'serial') == 'serial' else c['max_wbits']}"
+              f" x {c['max_abits']} bits each)")
     wm = r["weight_memory"]
     print(f"  weight memory: {'block RAM' if wm['in_block_ram'] else 'NOT in block RAM'} "
           f"({wm['detail']})")
