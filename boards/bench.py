@@ -101,17 +101,20 @@ def _cycles(p: Point, cfg, sim, seed):
     return {k: r["cycles"] for k, r in zip(ks, res["results"])}
 
 
-def measure(p: Point, *, seed=1, sim="verilator", outdir="build/bench", pnr=None):
+def measure(p: Point, *, seed=1, sim="verilator", outdir="build/bench", pnr=None,
+            clock_mhz=None):
     """Measure one point. ``pnr(point, cfg, seed, outdir)`` overrides place and route
-    (tests use a stand-in); by default it is :func:`boards.build.build`."""
+    (tests use a stand-in); by default it is :func:`boards.build.build`, constrained at
+    ``clock_mhz`` (default: the board's Fmax goal, so that nextpnr's Fmax is its best
+    effort)."""
     t0 = time.monotonic()
     cfg = point_config(p)
     if pnr is None:
         from .build import build as pnr_build
 
         def pnr(point, cfg, seed, outdir):
-            return pnr_build(point.board, cfg, seed=seed, outdir=outdir, target_mhz=None,
-                             bench=True)
+            return pnr_build(point.board, cfg, seed=seed, outdir=outdir,
+                             target_mhz=clock_mhz, bench=True)
     out = Path(outdir) / f"{p.design}-{p.board}-{p.rows}x{p.cols}"
     rep = pnr(p, cfg, seed, out)
     cyc = _cycles(p, cfg, sim, seed)
@@ -137,6 +140,7 @@ def measure(p: Point, *, seed=1, sim="verilator", outdir="build/bench", pnr=None
         "luts": luts, "luts_total": rep.get("luts_total"), "ffs": rep.get("ffs"),
         "brams": rep.get("brams"), "dsps": rep.get("dsps"),
         "fmax_mhz": rep.get("fmax_mhz"), "timing_met": rep.get("timing_met"),
+        "clock_constraint_mhz": rep.get("target_mhz"),
         "cycles": {str(k): v for k, v in cyc.items()},
         "utilisation": util, "mac_per_s": {k: round(v) for k, v in macs.items()},
         "mac_per_s_per_lut": {k: round(v / luts, 1) if luts else None
@@ -161,14 +165,14 @@ def _client(scheduler, workers):
 
 
 def run(points, *, seed=1, sim="verilator", outdir="build/bench", scheduler=None,
-        workers=2, progress=None):
+        workers=2, progress=None, clock_mhz=None):
     """Measure ``points`` in parallel on Dask; returns records in the order given."""
     points = list(points)
     outdir = str(Path(outdir).resolve())
     client, cluster = _client(scheduler, workers)
     try:
-        futs = client.map(lambda p: measure(p, seed=seed, sim=sim, outdir=outdir), points,
-                          pure=False)
+        futs = client.map(lambda p: measure(p, seed=seed, sim=sim, outdir=outdir,
+                                            clock_mhz=clock_mhz), points, pure=False)
         from dask.distributed import as_completed
         index = {f.key: i for i, f in enumerate(futs)}
         results = [None] * len(points)
@@ -318,12 +322,14 @@ def markdown(rep, plot_name="performance.png"):
             f"{p['utilisation']['1']:.3f} | {p['utilisation']['8']:.3f} | "
             f"{m['1'] / 1e6:.0f} | {m['2'] / 1e6:.0f} | {m['4'] / 1e6:.0f} | "
             f"{m['8'] / 1e6:.0f} | {ml['1'] / 1e3:.1f} | {ml['8'] / 1e3:.1f} |")
-    inc = sorted({(p["included_from"], p.get("measured_on", "?")) for p in rep["points"]
+    inc = sorted({(p["included_from"], p.get("measured_on", "?"),
+                   p.get("clock_constraint_mhz")) for p in rep["points"]
                   if p.get("included_from")})
     if inc:
-        lines += [""] + [f"(b) measured on {d} by the same flow and included from `{f}` "
-                         "(`make bench-device`: builds too long for the subset)."
-                         for f, d in inc]
+        lines += [""] + [f"(b) measured on {d} by the same flow" +
+                         (f", place and route constrained at {c:g} MHz" if c else "") +
+                         f", and included from `{f}` (`make bench-device`: builds too long "
+                         "for the subset)." for f, d, c in inc]
     lines += ["", f"![throughput per LUT]({plot_name})", "", "## Summary", ""]
     if s["equal_lut_ratio"]:
         lines.append(f"Equal LUTs ({s['board']}, {s['pairs'].get('equal_lut', '')}): "

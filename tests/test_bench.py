@@ -76,6 +76,10 @@ def test_bench_cli_bad_points():
                            capture_output=True, text=True)
         assert r.returncode != 0 and "Traceback" not in r.stderr
         assert msg in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--clock", "0",
+                        "--points", "serial:ulx3s-85f:8x8"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--clock must be between" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 @pytest.mark.slow

@@ -29,6 +29,9 @@ def register(sub):
     p.add_argument("--points", default=None, metavar="D:BOARD:RxC[:REF],...",
                    help="explicit points, e.g. serial:ulx3s-85f:8x8")
     p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
+    p.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                   help="constrain place and route at MHZ (default: each board's Fmax "
+                        "goal; large designs route much faster at a reachable clock)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="an existing Dask scheduler (default: a local cluster)")
     p.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
@@ -122,6 +125,8 @@ def run(args):
             raise AnyprecError(f"cannot read {path}: no such file")
     if args.workers < 1:
         raise AnyprecError(f"--workers must be at least 1, not {args.workers}")
+    if args.clock is not None and not 1 <= args.clock <= 1000:
+        raise AnyprecError(f"--clock must be between 1 and 1000 MHz, not {args.clock:g}")
     points = (parse_points(args.points) if args.points
               else bench.DEFAULT_POINTS if args.full else bench.QUICK_POINTS)
     for p in points:
@@ -131,8 +136,9 @@ def run(args):
         progress(f"{len(points)} points on {args.workers} Dask workers"
                  + (f" at {args.scheduler}" if args.scheduler else ""))
     records = bench.run(points, seed=args.seed, outdir=args.out, scheduler=args.scheduler,
-                        workers=args.workers, progress=progress)
+                        workers=args.workers, progress=progress, clock_mhz=args.clock)
     rep = bench.report(records, seed=args.seed)
+    rep["clock_constraint_mhz"] = args.clock or "board goal"
     from ...sim.cycles import layer_cycles
     if progress:
         progress("measuring layer cycles against the ideal (default 8x8 build)")
