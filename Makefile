@@ -56,7 +56,7 @@ bench: setup
 bench-device: setup
 	mkdir -p build
 	$(BIN)/anyprec bench --points serial:ulx3s-85f:32x32,parallel-dsp:ulx3s-85f:12x12 \
-	  --clock 90 --no-speed --json > build/performance-device.json
+	  --no-speed --json > build/performance-device.json
 	mv build/performance-device.json docs/performance-device.json
 
 robust: setup
