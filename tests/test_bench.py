@@ -94,6 +94,16 @@ def test_bench_quick_subset_real(tmp_path):
         assert p["luts"] > 0 and p["fmax_mhz"] > 0
 
 
+def test_summary_array_only_ratio():
+    s_ = dict(_rec("serial", 16, 16, 15000, 110), array_luts=5000, ffs=1, brams=1, dsps=2)
+    p_ = dict(_rec("parallel-lut", 8, 8, 19000, 80), array_luts=12000, ffs=1, brams=1, dsps=0)
+    s = bench.summarize([s_, p_])
+    assert s["equal_lut_ratio_array"]["8"] == pytest.approx(
+        (256 * 110e6 / 8 / 5000) / (64 * 80e6 / 12000), rel=1e-3)
+    assert s["equal_lut_ratio_array"]["8"] > s["equal_lut_ratio"]["8"]
+    assert "MAC arrays alone" in bench.markdown(bench.report([s_, p_]))
+
+
 def test_summary_per_cycle_ratio_takes_the_clocks_out():
     pts = [_rec("serial", 16, 16, 8000, 120, 1.0), _rec("parallel-lut", 8, 8, 12000, 60)]
     s = bench.summarize(pts)
@@ -105,7 +115,8 @@ def test_summary_per_cycle_ratio_takes_the_clocks_out():
 
 
 def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
-    pts = [_rec("serial", 16, 16, 8000, 120), _rec("parallel-lut", 8, 8, 12000, 60),
+    pts = [dict(_rec("serial", 16, 16, 8000, 120), ref_layer=[256, 256]),
+           _rec("parallel-lut", 8, 8, 12000, 60),
            {"design": "serial", "board": "icebreaker", "rows": 1, "cols": 4,
             "error": "the design does not fit the device: ICESTORM_LC 6039/5280 (114%)"}]
     for p in pts[:2]:
@@ -127,9 +138,11 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
     assert "does not fit the device" in r.stdout and "equal clocks" in r.stdout
     # --include adds the points of another report (the whole-device pair), marked, and
     # the summary is recomputed over all of them; points measured now are not replaced.
-    dev = {"points": [dict(_rec("serial", 32, 32, 30000, 90), ffs=1, brams=1, dsps=2),
+    dev = {"points": [dict(_rec("serial", 32, 32, 30000, 90), ffs=1, brams=1, dsps=2,
+                           ref_layer=[256, 256]),
                       dict(_rec("parallel-dsp", 12, 12, 9000, 80), ffs=1, brams=1, dsps=146),
-                      dict(_rec("serial", 16, 16, 1, 1), ffs=1, brams=1, dsps=0)],
+                      dict(_rec("serial", 16, 16, 1, 1), ffs=1, brams=1, dsps=0,
+                           ref_layer=[256, 256])],
            "tools": {"x": "1"}, "date": "2026-11-22"}
     g = tmp_path / "dev.json"
     g.write_text(json.dumps(dev))

@@ -92,7 +92,10 @@ def _include(rep, paths):
     """Add the points of saved reports to ``rep`` (not those it measured itself), each
     marked with its source and date, and recompute the summary."""
     from ...boards import bench
-    key = lambda p: (p["design"], p["board"], p["rows"], p["cols"], p.get("ref_layer"))
+    def key(p):
+        ref = p.get("ref_layer")
+        return (p["design"], p["board"], p["rows"], p["cols"],
+                tuple(ref) if isinstance(ref, list) else ref)
     have = {key(p) for p in rep["points"]}
     for path in paths:
         try:
@@ -149,6 +152,11 @@ def run(args):
         if progress:
             progress("measuring simulation speed (verify flow vs bare Verilator)")
         rep["tooling_speed"] = compare(samples=100, bits=(1, 8))
+    # Saved before anything else renders it: a long sweep is never lost to a later error.
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "report.json").write_text(json.dumps(rep, indent=1))
+    if progress:
+        progress(f"raw report saved to {Path(args.out) / 'report.json'}")
     return _output(args, _include(rep, args.include))
 
 
