@@ -155,7 +155,8 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
         ("parallel-dsp", 12)]
     assert merged["points"][0]["luts"] == 8000 and "included_from" not in merged["points"][0]
     assert merged["points"][3]["measured_on"] == "2026-11-22"
-    assert merged["summary"]["whole_device_pairs"]["1"] == "32x32 serial vs 12x12 parallel-dsp"
+    assert merged["summary"]["whole_device_pairs"]["1"] == (
+        "32x32 serial vs 12x12 parallel-dsp (146 DSPs)")
     assert merged["summary"]["whole_device_ratio"]["1"] == pytest.approx(
         (1024 * 90e6) / (144 * 80e6), rel=1e-3)
     r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
