@@ -342,6 +342,7 @@ def markdown(rep, plot_name="performance.png"):
                          (f", place and route constrained at {c:g} MHz" if c else "") +
                          f", and included from `{f}` (`make bench-device`: builds too long "
                          "for the subset)." for f, d, c in inc]
+        lines += [""] + [f"Note from {n}" for n in rep.get("included_notes", [])]
     lines += ["", f"![throughput per LUT]({plot_name})", "", "## Summary", ""]
     if s["equal_lut_ratio"]:
         lines.append(f"Equal LUTs ({s['board']}; the serial and LUT-only parallel points with "

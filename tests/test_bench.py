@@ -143,7 +143,7 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
                       dict(_rec("parallel-dsp", 12, 12, 9000, 80), ffs=1, brams=1, dsps=146),
                       dict(_rec("serial", 16, 16, 1, 1), ffs=1, brams=1, dsps=0,
                            ref_layer=[256, 256])],
-           "tools": {"x": "1"}, "date": "2026-11-22"}
+           "tools": {"x": "1"}, "date": "2026-11-22", "note": "the 12x12 point is missing"}
     g = tmp_path / "dev.json"
     g.write_text(json.dumps(dev))
     r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
@@ -155,6 +155,7 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
         ("parallel-dsp", 12)]
     assert merged["points"][0]["luts"] == 8000 and "included_from" not in merged["points"][0]
     assert merged["points"][3]["measured_on"] == "2026-11-22"
+    assert "the 12x12 point is missing" in bench.markdown(merged)
     assert merged["summary"]["whole_device_pairs"]["1"] == (
         "32x32 serial vs 12x12 parallel-dsp (146 DSPs)")
     assert merged["summary"]["whole_device_ratio"]["1"] == pytest.approx(

@@ -115,6 +115,8 @@ def _include(rep, paths):
                 rep["points"].append(dict(p, included_from=str(path), measured_on=date))
         for name, ver in tools.items():
             rep["tools"].setdefault(name, ver)
+        if isinstance(other.get("note"), str):
+            rep.setdefault("included_notes", []).append(f"{path}: {other['note']}")
     rep["summary"] = bench.summarize(rep["points"])
     return rep
 
