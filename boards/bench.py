@@ -47,6 +47,7 @@ class Point:
     rows: int
     cols: int
     ref: int = REF
+    drain: int | None = None     # None: the config's choice (auto_drain with max_k = ref)
 
     @property
     def label(self):
@@ -61,9 +62,11 @@ def point_config(p: Point):
     board = get_board(p.board)
     design, use_dsp = DESIGNS[p.design]
     base = board.default
+    # drain None: the fewest lanes that keep the reference layer (ref x ref) from being
+    # drain-bound at k = 1 (AnyprecConfig.drain); the same rule for every design.
     return AnyprecConfig(rows=p.rows, cols=p.cols, max_wbits=8, max_abits=8, max_m=p.ref,
                          max_k=p.ref, layers=1, stream_width=base.stream_width,
-                         design=design, use_dsp=use_dsp)
+                         design=design, use_dsp=use_dsp, drain=p.drain)
 
 
 #: The representative subset `make bench` runs: the ECP5-85F points the targets name
@@ -136,7 +139,7 @@ def measure(p: Point, *, seed=1, sim="verilator", outdir="build/bench", pnr=None
     luts = rep["luts"]
     return {
         "design": p.design, "board": p.board, "device": rep.get("device"),
-        "rows": R, "cols": C, "ref_layer": [p.ref, p.ref],
+        "rows": R, "cols": C, "drain_lanes": cfg.drain_lanes, "ref_layer": [p.ref, p.ref],
         "luts": luts, "luts_total": rep.get("luts_total"), "ffs": rep.get("ffs"),
         "array_luts": rep.get("array_luts"),
         "brams": rep.get("brams"), "dsps": rep.get("dsps"),
@@ -327,7 +330,8 @@ def markdown(rep, plot_name="performance.png"):
             continue
         m = p["mac_per_s"]
         ml = p["mac_per_s_per_lut"]
-        mark = " (b)" if p.get("included_from") else ""
+        mark = (f", DL {p['drain_lanes']}" if "drain_lanes" in p else "") + (
+            " (b)" if p.get("included_from") else "")
         lines.append(
             f"| {p['design']} | {p['board']} | {p['rows']}x{p['cols']}{mark} | {p['luts']} | "
             f"{p['ffs']} | {p['brams']} | {p['dsps']} | {p['fmax_mhz']:.1f} | "
@@ -381,16 +385,18 @@ def markdown(rep, plot_name="performance.png"):
             continue
         ref_k = (p.get("ref_layer") or [REF, REF])[1]
         j = -(-ref_k // p["cols"])
-        ks = [k for k in KS if k * j < p["rows"]]
+        dl = p.get("drain_lanes", 1)
+        rd = p["rows"] // dl
+        ks = [k for k in KS if k * j < rd]
         if ks:
-            bound.append(f"{p['rows']}x{p['cols']} at k = {', '.join(map(str, ks))} "
-                         f"(k*J = {ks[0] * j}{'...' if len(ks) > 1 else ''} < R = {p['rows']})")
+            bound.append(f"{p['rows']}x{p['cols']} with {dl} drain lane{'s' if dl > 1 else ''} "
+                         f"at k = {', '.join(map(str, ks))} (k*J = {ks[0] * j}"
+                         f"{'...' if len(ks) > 1 else ''} < R/DL = {rd})")
     if bound:
-        lines += ["", "Drain-bound points: a finished tile's R results leave the array one "
-                      "per cycle (hw/engine.py), so a tile takes max(k*J, R) cycles and "
-                      "arrays with R > k*ceil(K/C) idle part of the time: " +
-                      "; ".join(bound) + ". Several drain lanes (and requantisers) would "
-                      "lift this; not built yet."]
+        lines += ["", "Drain-bound points: a finished tile's R results leave the array DL "
+                      "per cycle (DL drain lanes, hw/engine.py), so a tile takes "
+                      "max(k*J, R/DL) cycles and arrays with R/DL > k*ceil(K/C) idle part of "
+                      "the time: " + "; ".join(bound) + "."]
     lines += ["", "## Tools", ""] + [f"- {k} {v}" for k, v in sorted(rep["tools"].items())]
     lines += ["", "Reproduce: `make bench` (representative subset) or "
                   "`anyprec bench --full --write-docs`.", ""]

@@ -114,8 +114,12 @@ class Board:
 
 
 def _cfg(rows, cols, **kw):
+    # One drain lane: a board talks over a 115200-baud UART, which takes milliseconds per
+    # inference against microseconds of compute, so more drain lanes (a requantiser each,
+    # about 1,100 LUT4 on ECP5) would buy nothing a user can see.
     return AnyprecConfig(rows=rows, cols=cols, max_wbits=8, max_abits=8, max_m=64, max_k=64,
-                         layers=kw.pop("layers", 3), stream_width=8, **kw)
+                         layers=kw.pop("layers", 3), stream_width=8,
+                         drain=kw.pop("drain", 1), **kw)
 
 
 BOARDS = {b.name: b for b in (

@@ -1,7 +1,8 @@
 """Activation buffer writer: gathers activations one at a time into C-wide buffer words.
 
-Activations arrive one per cycle (from the host input or from the requantiser) in index
-order. Every C of them form one activation-buffer word (lane c at bits ``[c*A, (c+1)*A)``);
+Activations arrive in index order, up to ``lanes`` per cycle (one from the host input,
+a group of up to ``lanes`` from the requantisers; ``lanes`` divides C, and a group of
+``lanes`` starts at a multiple of ``lanes``, so it never straddles two words). Every C of them form one activation-buffer word (lane c at bits ``[c*A, (c+1)*A)``);
 ``flush`` writes a final partial word with zeros in the unused lanes. Those zeros matter:
 the MAC array reads whole chunks, and padding columns must contribute nothing. The writer
 also sums what it wrote: the ``sum x`` of the correction term Q (docs/arithmetic.md 5).
@@ -21,6 +22,8 @@ class ActWriter(wiring.Component):
     ----------
     cols : int
         C, activations per word.
+    lanes : int
+        Most activations per cycle (divides ``cols``).
     abits : int
         A, bits per activation.
     depth : int
@@ -33,8 +36,11 @@ class ActWriter(wiring.Component):
     start : In(1)
         Begin a new vector: address, lane and sum return to 0.
     valid : In(1)
-        ``value`` is the next activation.
-    value : In(abits)
+        ``values[0 .. n-1]`` are the next ``n`` activations.
+    n : In(range(lanes + 1))
+        How many (1 when ``lanes`` is 1). Lanes at and above ``n`` must be zero.
+    values : In(lanes * abits)
+        Lane i at bits ``[i*A, (i+1)*A)``.
     flush : In(1)
         End of vector: write the partial word, if any. Not in the same cycle as ``valid``.
     wr_en, wr_addr, wr_data : Out
@@ -45,33 +51,48 @@ class ActWriter(wiring.Component):
         Activations written since ``start``.
     """
 
-    def __init__(self, *, cols, abits, depth, sum_bits):
-        self._cols, self._abits, self._depth = cols, abits, depth
+    def __init__(self, *, cols, abits, depth, sum_bits, lanes=1):
+        assert cols % lanes == 0
+        self._cols, self._abits, self._depth, self._lanes = cols, abits, depth, lanes
         super().__init__({
-            "start": In(1), "valid": In(1), "value": In(abits), "flush": In(1),
+            "start": In(1), "valid": In(1), "n": In(range(lanes + 1), init=1),
+            "values": In(lanes * abits), "flush": In(1),
             "wr_en": Out(1), "wr_addr": Out(range(max(depth, 2))), "wr_data": Out(cols * abits),
             "sum": Out(sum_bits), "count": Out(range(depth * cols + 1)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        C, A = self._cols, self._abits
-        lane = Signal(range(C))
+        C, A, LN = self._cols, self._abits, self._lanes
+        lane = Signal(range(C + 1))
         word = Signal(C * A)      # lanes >= `lane` are zero
         addr = Signal.like(self.wr_addr)
         merged = Signal(C * A)
-        m.d.comb += merged.eq(word | (self.value << (lane * A)))
+        # Word lane c takes input lane c - lane (when that is 0 .. LN-1): an LN-input
+        # AND-OR per bit rather than a barrel shifter over the whole word.
+        vals = [self.values[i * A:(i + 1) * A] for i in range(LN)]
+        for c in range(C):
+            terms = [vals[i] & (lane == c - i).replicate(A) for i in range(LN) if 0 <= c - i < C]
+            acc = terms[0]
+            for t_ in terms[1:]:
+                acc = acc | t_
+            m.d.comb += merged[c * A:(c + 1) * A].eq(word[c * A:(c + 1) * A] | acc)
         m.d.comb += self.wr_addr.eq(addr)
+        total = vals[0]
+        for v in vals[1:]:
+            total = total + v
+        nxt = Signal(range(C + LN + 1))
+        m.d.comb += nxt.eq(lane + self.n)
 
         with m.If(self.start):
             m.d.sync += [lane.eq(0), word.eq(0), addr.eq(0), self.sum.eq(0), self.count.eq(0)]
         with m.Elif(self.valid):
-            m.d.sync += [self.sum.eq(self.sum + self.value), self.count.eq(self.count + 1)]
-            with m.If(lane == C - 1):
+            m.d.sync += [self.sum.eq(self.sum + total), self.count.eq(self.count + self.n)]
+            with m.If(nxt >= C):
                 m.d.comb += [self.wr_en.eq(1), self.wr_data.eq(merged)]
                 m.d.sync += [lane.eq(0), word.eq(0), addr.eq(addr + 1)]
             with m.Else():
-                m.d.sync += [lane.eq(lane + 1), word.eq(merged)]
+                m.d.sync += [lane.eq(nxt), word.eq(merged)]
         with m.Elif(self.flush):
             with m.If(lane != 0):
                 m.d.comb += [self.wr_en.eq(1), self.wr_data.eq(word)]

@@ -11,7 +11,7 @@ import math
 from ..golden.arith import widths as _widths, M_BITS, B_BITS
 from ..golden.errors import ConfigError
 
-__all__ = ["AnyprecConfig", "DESIGNS"]
+__all__ = ["AnyprecConfig", "DESIGNS", "auto_drain"]
 
 #: Datapath variants: the bit-serial precision-scalable array, and the bit-parallel int-N
 #: baseline (fixed at N-bit weights) used for comparison (issue 7).
@@ -25,6 +25,16 @@ _LIMITS = {
 
 def _cdiv(a, b):
     return -(-a // b)
+
+
+def auto_drain(rows, cols, k):
+    """The fewest drain lanes (a power of two dividing ``rows`` and ``cols``) with which a
+    layer of ``k`` inputs is not drain-bound at 1-bit weights: rows/lanes <= ceil(k/cols)."""
+    j = _cdiv(k, cols)
+    d = 1
+    while rows // d > j and rows % (2 * d) == 0 and cols % (2 * d) == 0:
+        d *= 2
+    return d
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,13 @@ class AnyprecConfig:
         ``"serial"`` (default) or ``"parallel"`` (the bit-parallel baseline).
     use_dsp : bool
         Let synthesis map multipliers to DSP blocks (requantisation, parallel baseline).
+    drain : int or None
+        Drain lanes: rows that leave the MAC array's shadow register per cycle, each with
+        its own requantiser (about 1,100 LUT4 on ECP5). A power of two dividing both R and
+        C. A tile of R rows drains in R/drain cycles while the array computes the next one
+        in k*ceil(K/C) cycles, so a layer runs at full rate when R/drain <= k*ceil(K/C).
+        ``None`` picks the fewest lanes for which a maximum-size layer runs at full rate at
+        k = 1 (R/drain <= ceil(max_k/C)), or the most that divide R and C.
 
     Raises
     ------
@@ -72,6 +89,7 @@ class AnyprecConfig:
     stream_width: int = 32
     design: str = "serial"
     use_dsp: bool = True
+    drain: int | None = None
 
     def __post_init__(self):
         for name, (lo, hi) in _LIMITS.items():
@@ -86,6 +104,13 @@ class AnyprecConfig:
             raise ConfigError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
         if not isinstance(self.use_dsp, bool):
             raise ConfigError(f"use_dsp must be true or false, not {self.use_dsp!r}")
+        if self.drain is not None:
+            d = self.drain
+            if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d & (d - 1):
+                raise ConfigError(f"drain must be a power of two (1, 2, 4, ...), not {d!r}")
+            if self.rows % d or self.cols % d:
+                raise ConfigError(f"drain {d} must divide rows ({self.rows}) and cols "
+                                  f"({self.cols})")
         if self.depth is not None:
             if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
                 raise ConfigError(f"depth must be a positive integer, not {self.depth!r}")
@@ -119,6 +144,18 @@ class AnyprecConfig:
     def chunks_max(self):
         """Input chunks of a maximum-size layer, ceil(max_k / C)."""
         return _cdiv(self.max_k, self.cols)
+
+    @property
+    def drain_lanes(self):
+        """Rows drained (and requantised) per cycle: ``drain``, or the automatic choice."""
+        if self.drain is not None:
+            return self.drain
+        return auto_drain(self.rows, self.cols, self.max_k)
+
+    @property
+    def tab_stride(self):
+        """Requantisation-table words per (layer, precision): ceil(max_m / drain lanes)."""
+        return _cdiv(self.max_m, self.drain_lanes)
 
     @property
     def slice_bits(self):
@@ -179,6 +216,7 @@ class AnyprecConfig:
         """JSON-ready dict of the parameters (depth resolved to words)."""
         d = asdict(self)
         d["depth"] = self.depth_words
+        d["drain"] = self.drain_lanes
         return d
 
     @classmethod
@@ -202,4 +240,5 @@ class AnyprecConfig:
         return (f"{self.design} {self.rows}x{self.cols}, wbits<={self.max_wbits}, "
                 f"abits<={self.max_abits}, layers<={self.layers} of <= {self.max_m}x{self.max_k}, "
                 f"{self.depth_words} x {self.word_bits}-bit weight words, "
-                f"{self.stream_width}-bit stream")
+                f"{self.stream_width}-bit stream, {self.drain_lanes} drain lane"
+                f"{'s' if self.drain_lanes > 1 else ''}")

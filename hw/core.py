@@ -13,10 +13,12 @@ name           words x bits                     use
 =============  ===============================  ==========================================
 ``wmem``       depth x (R*C, or R*C*N)          weight bit-planes (block RAM)
 ``act0/1``     ceil(max(M,K)/C) x (C*A)         ping-pong activation buffers
-``tab``        layers*N*max_m x 48              requantisation m (16) and b (32), banked
+``tab``        layers*N*ceil(max_m/DL) x DL*48  requantisation m (16) and b (32), DL rows
+                                                per word (DL = drain lanes), banked
 ``stage``      max_m x 48                       LOAD_REQUANT staging (copied after CRC)
 ``shifts``     layers*N x 6                     requantisation shifts
-``fifo``       max_m x 32                       results awaiting the response writer
+``fifo<i>``    ceil(max_m/DL) x 32, DL of them  results awaiting the response writer
+                                                (row r in FIFO r mod DL)
 =============  ===============================  ==========================================
 
 Per-layer descriptors (sizes, base address, planes loaded, run precision...) are small
@@ -177,7 +179,8 @@ class AnyprecCore(wiring.Component):
         serial = cfg.design == "serial"
         depth = cfg.depth_words
         aw = max(depth - 1, 1).bit_length()
-        tab_depth = L * N * cfg.max_m
+        DL = cfg.drain_lanes
+        tab_depth = L * N * cfg.tab_stride
         LW = max(L, 2)   # layer-index signals: range(1) would be zero bits wide
 
         # ------------------------------------------------------------- memories
@@ -193,7 +196,7 @@ class AnyprecCore(wiring.Component):
             m.submodules[f"act{b}"] = mem
             acts.append((mem.write_port(), mem.read_port(domain="sync")))
         m.submodules.tab = tab = BankedMemory(
-            width=_TAB.size, depth=tab_depth, granularity=None,
+            width=_TAB.size * DL, depth=tab_depth, granularity=_TAB.size,
             bank_depth=tab_depth if _is_ice40(platform) else WMEM_BANK,
             hold_read=_is_ice40(platform))
         tab_w, tab_r = tab.w, tab.r
@@ -202,7 +205,15 @@ class AnyprecCore(wiring.Component):
         m.submodules.shifts = shifts = Memory(shape=range(SHIFT_MAX + 1), depth=L * N,
                                               init=[])
         shifts_w, shifts_r = shifts.write_port(), shifts.read_port(domain="comb")
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=32, depth=max(cfg.max_m, 2))
+        # The engine delivers up to DL results per cycle (drain lanes): row r goes to FIFO
+        # r mod DL, and the reader takes them round robin from FIFO 0 (``fifo_rd``, reset
+        # when a computation starts; every response drains all FIFOs before the next).
+        fifos = []
+        for i in range(DL):
+            f = SyncFIFOBuffered(width=32, depth=max(cfg.tab_stride, 2))
+            m.submodules[f"fifo{i}" if DL > 1 else "fifo"] = f
+            fifos.append(f)
+        fifo_rd = Signal(range(max(DL, 2)))
         # The FIFO's block RAM has a slow clock-to-out (5.8 ns on an ECP5 DP16KD without
         # its output register), so its data goes straight into a flip-flop (``fifo_d``,
         # only an enable), then through a register slice to the response multiplexer
@@ -211,10 +222,17 @@ class AnyprecCore(wiring.Component):
         m.submodules.fifo_q = fifo_q = Skid(unsigned(32))
         fifo_d = Signal(32)
         fifo_dv = Signal()
-        m.d.comb += fifo.r_en.eq(~fifo_dv & fifo_q.i.ready)
-        with m.If(fifo.r_en & fifo.r_rdy):
-            m.d.sync += fifo_d.eq(fifo.r_data)
-        m.d.sync += fifo_dv.eq(fifo.r_en & fifo.r_rdy)
+        fifo_ren = Signal()
+        fifo_rdy = Signal()
+        m.d.comb += [fifo_ren.eq(~fifo_dv & fifo_q.i.ready),
+                     fifo_rdy.eq(Array(f.r_rdy for f in fifos)[fifo_rd])]
+        for i, f in enumerate(fifos):
+            m.d.comb += f.r_en.eq(fifo_ren & (fifo_rd == i))
+        with m.If(fifo_ren & fifo_rdy):
+            m.d.sync += fifo_d.eq(Array(f.r_data for f in fifos)[fifo_rd])
+            if DL > 1:
+                m.d.sync += fifo_rd.eq(Mux(fifo_rd == DL - 1, 0, fifo_rd + 1))
+        m.d.sync += fifo_dv.eq(fifo_ren & fifo_rdy)
         m.d.comb += [fifo_q.i.payload.eq(fifo_d), fifo_q.i.valid.eq(fifo_dv)]
 
         # ------------------------------------------------------------- descriptors
@@ -244,7 +262,7 @@ class AnyprecCore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), rxf.i)
         wiring.connect(m, txf.o, wiring.flipped(self.o))
         m.submodules.writer = writer = ActWriter(
-            cols=C, abits=A, depth=max(cfg.act_depth, 2), sum_bits=wd.sx_bits)
+            cols=C, abits=A, depth=max(cfg.act_depth, 2), sum_bits=wd.sx_bits, lanes=DL)
         m.submodules.engine = eng = LayerEngine(cfg)
 
         wr_sel = Signal()   # activation buffer the writer fills
@@ -276,12 +294,14 @@ class AnyprecCore(wiring.Component):
             m.d.comb += eng.w_data.eq(Cat(*[wmem_r.data[p * S + cell]
                                             for cell in range(S)
                                             for p in reversed(range(N))]))
-        tab_rdata = data.View(_TAB, tab_r.data)
+        tab_rdata = data.View(data.ArrayLayout(_TAB, DL), tab_r.data)
         tab_addr = Signal.like(tab_r.addr)
         tab_waddr = Signal.like(tab_r.addr)
-        m.d.comb += [tab_r.en.eq(~tab_w.en), tab_r.addr.eq(tab_addr), tab_w.addr.eq(tab_addr),
-                     tab_addr.eq(Mux(tab_w.en, tab_waddr, eng.t_addr)),
-                     eng.t_m.eq(tab_rdata.m), eng.t_b.eq(tab_rdata.b)]
+        tab_we = Signal()
+        m.d.comb += [tab_r.en.eq(~tab_we), tab_r.addr.eq(tab_addr), tab_w.addr.eq(tab_addr),
+                     tab_addr.eq(Mux(tab_we, tab_waddr, eng.t_addr))]
+        m.d.comb += [eng.t_m[i].eq(tab_rdata[i].m) for i in range(DL)]
+        m.d.comb += [eng.t_b[i].eq(tab_rdata[i].b) for i in range(DL)]
 
         # ------------------------------------------------------------- frame state
         op = Signal(8)
@@ -639,9 +659,11 @@ class AnyprecCore(wiring.Component):
             eng.q.eq(q_r),
             eng.shift.eq(shifts_r.data), eng.a_in.eq(f_abits[cur_r]),
             eng.a_out.eq(f_abits[nxt_r]),
-            eng.tab_base.eq((cur_r * N + cur_k_r - 1) * cfg.max_m),
-            fifo.w_data.eq(eng.o_value), fifo.w_en.eq(eng.o_valid & ~hidden),
+            eng.tab_base.eq((cur_r * N + cur_k_r - 1) * cfg.tab_stride),
         ]
+        for i, f in enumerate(fifos):
+            m.d.comb += [f.w_data.eq(eng.o_values[i]),
+                         f.w_en.eq(eng.o_valid & ~hidden & (eng.o_n > i))]
 
         # The writer is shared: host activations while receiving, hidden layers while
         # computing (never both).
@@ -652,10 +674,10 @@ class AnyprecCore(wiring.Component):
         with m.FSM(name="compute"):
             with m.State("IDLE"):
                 m.d.comb += [writer.start.eq(w_start_rx), writer.flush.eq(w_flush_rx),
-                             writer.valid.eq(x_push), writer.value.eq(x_pval)]
+                             writer.valid.eq(x_push), writer.values.eq(x_pval)]
                 with m.If(cmp_go):
                     m.d.sync += [cmp_l.eq(0), cycles.eq(0), counting.eq(1),
-                                 comp_done.eq(0)]
+                                 comp_done.eq(0), fifo_rd.eq(0)]
                     m.next = "SEL"
             with m.State("SEL"):
                 m.d.sync += [cur_r.eq(cur), nxt_r.eq(nxt), cur_k_r.eq(cur_k),
@@ -671,7 +693,9 @@ class AnyprecCore(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(hidden):
-                    m.d.comb += [writer.valid.eq(eng.o_valid), writer.value.eq(eng.o_value)]
+                    m.d.comb += [writer.valid.eq(eng.o_valid), writer.n.eq(eng.o_n),
+                                 writer.values.eq(Cat(*[eng.o_values[i][:A]
+                                                        for i in range(DL)]))]
                 with m.If(eng.done):
                     with m.If(hidden):
                         m.next = "FLUSH"
@@ -769,7 +793,7 @@ class AnyprecCore(wiring.Component):
                     pc_mv_notready.eq(f_planes[e_layer] < w1[8:16]),
                     pc_mrun.eq(f_mrun[e_layer]),
                     pc_planes1.eq(f_planes[pl_layer] + 1),
-                    cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.max_m),
+                    cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.tab_stride),
                     pc_tnew.eq(t_new), pc_jnew.eq(j_new),
                     pc_ms.eq(f_ms[e_layer]), pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
                     pc_saddr.eq(e_layer * N + rq_kk),
@@ -880,8 +904,12 @@ class AnyprecCore(wiring.Component):
                 m.d.comb += stage_r.addr.eq(loop_i)
                 m.d.sync += loop_i.eq(loop_i + 1)
                 with m.If(loop_i != 0):
-                    m.d.comb += [tab_waddr.eq(cp_base + loop_i - 1),
-                                 tab_w.data.eq(stage_r.data.as_value()), tab_w.en.eq(1)]
+                    # Row i = loop_i - 1 is lane i mod DL of word cp_base + i / DL.
+                    row_i = Signal.like(loop_i)
+                    m.d.comb += [row_i.eq(loop_i - 1), tab_we.eq(1),
+                                 tab_waddr.eq(cp_base + (row_i >> (DL.bit_length() - 1))),
+                                 tab_w.data.eq(stage_r.data.as_value().replicate(DL)),
+                                 tab_w.en.eq(Const(1, DL) << row_i[:DL.bit_length() - 1])]
                 with m.If(loop_i == pc_ms):
                     m.d.sync += f_mask[e_layer].eq(pc_mask)
                     m.d.comb += [shifts_w.addr.eq(pc_saddr),

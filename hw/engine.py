@@ -13,13 +13,15 @@ words per plane), so loading plane p is one contiguous write and stopping at k p
 never touches the planes below. The bit-parallel baseline has one word per (t, j)
 holding all planes and runs a single "plane".
 
-When a tile finishes, its R accumulators move to a shadow register that drains one row
-per cycle into ``D = 2P - Q`` and the requantiser, while the array already works on the
-next tile. A tile therefore needs at least R cycles; when ``k*J < R`` the sequencer waits
-the difference (the only case with bubbles).
+When a tile finishes, its R accumulators move to a shadow register that drains ``DL``
+rows per cycle (``cfg.drain_lanes``, a power of two dividing R and C) into ``D = 2P - Q``
+and ``DL`` requantisers, while the array already works on the next tile. A tile
+therefore needs at least R/DL cycles; when ``k*J < R/DL`` the sequencer waits the
+difference (the only case with bubbles). Results leave in groups of up to ``DL``
+consecutive rows, the first row of a group a multiple of ``DL``.
 """
 
-from amaranth import Module, Signal, Mux, Cat, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
@@ -61,9 +63,12 @@ class LayerEngine(wiring.Component):
     w_addr, x_addr, t_addr : Out
         Read addresses (weight memory, activation buffer, requant table); data is
         expected on ``x_data`` one cycle later, on ``w_data`` and ``t_m``/``t_b``
-        ``W_LATENCY`` (2) cycles later.
-    o_valid, o_value : Out
-        Results in row order: D (raw), activations (hidden) or logits (final).
+        ``W_LATENCY`` (2) cycles later. A table word holds the entries of ``DL``
+        consecutive rows (lane i: row ``DL*t_addr' + i``); ``t_m``/``t_b`` are its lanes.
+    o_valid, o_n, o_values : Out
+        Results in row order, ``o_n`` (1..DL) of them per valid cycle in lanes
+        ``o_values[0 .. o_n-1]``: D (raw), activations (hidden) or logits (final).
+        Lanes at and above ``o_n`` are zero. ``o_value`` is lane 0.
     busy, done : Out(1)
         ``done`` pulses with the last result.
     """
@@ -73,7 +78,8 @@ class LayerEngine(wiring.Component):
         w = cfg.widths
         aw = max(cfg.depth_words - 1, 1).bit_length()
         self._aw = aw
-        tab_depth = cfg.layers * cfg.max_wbits * cfg.max_m
+        tab_depth = cfg.layers * cfg.max_wbits * cfg.tab_stride
+        DL = cfg.drain_lanes
         super().__init__({
             "start": In(1),
             "base": In(aw), "tj": In(aw), "j_s": In(range(cfg.chunks_max + 1)),
@@ -84,9 +90,11 @@ class LayerEngine(wiring.Component):
             "a_out": In(range(cfg.max_abits + 1)), "tab_base": In(range(max(tab_depth, 2))),
             "w_addr": Out(aw), "w_data": In(cfg.word_bits),
             "x_addr": Out(range(max(cfg.act_depth, 2))), "x_data": In(cfg.cols * cfg.max_abits),
-            "t_addr": Out(range(max(tab_depth, 2))), "t_m": In(signed(M_BITS)),
-            "t_b": In(signed(B_BITS)),
-            "o_valid": Out(1), "o_value": Out(signed(32)),
+            "t_addr": Out(range(max(tab_depth, 2))),
+            "t_m": In(data.ArrayLayout(signed(M_BITS), DL)),
+            "t_b": In(data.ArrayLayout(signed(B_BITS), DL)),
+            "o_valid": Out(1), "o_n": Out(range(DL + 1)),
+            "o_values": Out(data.ArrayLayout(signed(32), DL)), "o_value": Out(signed(32)),
             "busy": Out(1), "done": Out(1),
         })
 
@@ -94,6 +102,8 @@ class LayerEngine(wiring.Component):
         m = Module()
         cfg = self._cfg
         R = cfg.rows
+        DL = cfg.drain_lanes
+        RD = R // DL            # drain cycles of a full tile
         w = cfg.widths
         serial = cfg.design == "serial"
 
@@ -127,7 +137,7 @@ class LayerEngine(wiring.Component):
         addr = Signal(self._aw)
         plane_start = Signal(self._aw)
         tile_start = Signal(self._aw)
-        tile_cyc = Signal(range(max(R, 2) + 1))
+        tile_cyc = Signal(range(max(RD, 2) + 1))
         issue = Signal()
         m.d.comb += [
             issue.eq(issuing & ~waiting),
@@ -142,9 +152,9 @@ class LayerEngine(wiring.Component):
                          addr.eq(self.base), plane_start.eq(self.base),
                          tile_start.eq(self.base), tile_cyc.eq(0)]
         with m.Elif(issue):
-            # Saturate at R: a tile longer than R cycles would otherwise wrap the counter
+            # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
-            with m.If(tile_cyc != R):
+            with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
             with m.If(~end_j):
                 m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
@@ -158,13 +168,14 @@ class LayerEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [t.eq(t + 1), tile_start.eq(tile_start + j_s),
                                  plane_start.eq(tile_start + j_s), addr.eq(tile_start + j_s)]
-                    # The shadow register drains one row per cycle: tiles start >= R apart.
-                    with m.If(tile_cyc + 1 >= R):
+                    # The shadow register drains DL rows per cycle: tiles start >= R/DL
+                    # cycles apart.
+                    with m.If(tile_cyc + 1 >= RD):
                         m.d.sync += tile_cyc.eq(0)
                     with m.Else():
                         m.d.sync += waiting.eq(1)
         with m.Elif(waiting):
-            with m.If(tile_cyc + 1 >= R):
+            with m.If(tile_cyc + 1 >= RD):
                 m.d.sync += [waiting.eq(0), tile_cyc.eq(0)]
             with m.Else():
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
@@ -196,59 +207,80 @@ class LayerEngine(wiring.Component):
         m.d.comb += [array.valid.eq(jv), array.first.eq(jfirst), array.dbl.eq(jdbl),
                      array.last.eq(jlast), array.w.eq(w_q), array.x.eq(x_q)]
 
-        # --- drain: shadow register, one row per cycle ---
+        # --- drain: shadow register, DL rows per cycle ---
         shadow = Signal(data.ArrayLayout(w.acc_bits, R))
         draining = Signal()
         drain_left = Signal(range(R + 1))      # rows of this tile still to emit
         rows_left = Signal(range(cfg.max_m + 1))
-        row = Signal(range(max(cfg.max_m, 2)))
+        grp = Signal(range(max(cfg.tab_stride, 2)))   # group (DL rows) being drained
+        n_grp = Signal(range(DL + 1))                 # rows in that group
+        m.d.comb += n_grp.eq(Mux(drain_left >= DL, DL, drain_left))
         with m.If(self.start):
-            m.d.sync += [rows_left.eq(self.m_run), row.eq(0), draining.eq(0)]
+            m.d.sync += [rows_left.eq(self.m_run), grp.eq(0), draining.eq(0)]
         with m.Else():
             with m.If(draining):
-                m.d.sync += [shadow.eq(Cat(shadow.as_value()[w.acc_bits:], 0)),
-                             row.eq(row + 1), drain_left.eq(drain_left - 1)]
-                with m.If(drain_left == 1):
+                m.d.sync += [shadow.eq(Cat(shadow.as_value()[DL * w.acc_bits:], 0)),
+                             grp.eq(grp + 1), drain_left.eq(drain_left - n_grp)]
+                with m.If(drain_left <= DL):
                     m.d.sync += draining.eq(0)
             with m.If(array.done):
                 n_rows = Mux(rows_left >= R, R, rows_left)
                 m.d.sync += [shadow.eq(array.acc), draining.eq(1), drain_left.eq(n_rows),
                              rows_left.eq(rows_left - n_rows)]
 
-        # --- D = 2P - Q, then raw output or requantisation ---
-        d = Signal(signed(w.d_bits))
+        # --- D = 2P - Q per lane, then raw output or requantisation ---
+        ds = [Signal(signed(w.d_bits), name=f"d{i}") for i in range(DL)]
         dv = Signal()
-        m.d.sync += [d.eq((shadow[0] << 1) - q), dv.eq(draining & ~self.start)]
+        dn = Signal(range(DL + 1))
+        m.d.sync += [d.eq((shadow[i] << 1) - q) for i, d in enumerate(ds)]
+        m.d.sync += [dv.eq(draining & ~self.start), dn.eq(n_grp)]
         # The requantisation table answers T_LATENCY (2) cycles after ``t_addr`` (banked
         # like the weight memory): D waits one more cycle for its table entry.
-        d_t = Signal.like(d)
+        ds_t = [Signal.like(d, name=f"d{i}_t") for i, d in enumerate(ds)]
         dv_t = Signal()
-        m.d.sync += [d_t.eq(d), dv_t.eq(dv & ~self.start)]
-        m.d.comb += self.t_addr.eq(tab_base + row)
+        dn_t = Signal.like(dn)
+        m.d.sync += [dt.eq(d) for dt, d in zip(ds_t, ds)]
+        m.d.sync += [dv_t.eq(dv & ~self.start), dn_t.eq(dn)]
+        m.d.comb += self.t_addr.eq(tab_base + grp)
 
-        m.submodules.requant = rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits,
-                                            v_bits=w.v_bits, round_bits=w.round_bits)
         raw = mode == MODE_RAW
-        m.d.comb += [
-            rq.valid.eq(dv_t & ~raw), rq.d.eq(d_t), rq.m.eq(self.t_m), rq.b.eq(self.t_b),
-            rq.shift.eq(shift), rq.a_in.eq(a_in), rq.a_out.eq(a_out),
-            rq.final.eq(mode == MODE_FINAL),
-        ]
+        rqs = []
+        for i in range(DL):
+            rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits, v_bits=w.v_bits,
+                         round_bits=w.round_bits)
+            m.submodules[f"requant{i}" if DL > 1 else "requant"] = rq
+            m.d.comb += [
+                rq.valid.eq(dv_t & ~raw & (dn_t > i)), rq.d.eq(ds_t[i]),
+                rq.m.eq(self.t_m[i]), rq.b.eq(self.t_b[i]),
+                rq.shift.eq(shift), rq.a_in.eq(a_in), rq.a_out.eq(a_out),
+                rq.final.eq(mode == MODE_FINAL),
+            ]
+            rqs.append(rq)
+        # The group size travels with the requantisers' pipeline.
+        rq_n = dn_t
+        for s_ in range(Requant.latency):
+            nxt = Signal.like(dn_t, name=f"rq_n{s_}")
+            m.d.sync += nxt.eq(rq_n)
+            rq_n = nxt
         # Output register: the raw/requantised choice and the consumers (result FIFO,
         # activation writer) in one cycle were a long path (Fmax, docs/boards.md).
         with m.If(raw):
-            m.d.sync += [self.o_valid.eq(dv & ~self.start), self.o_value.eq(d)]
+            m.d.sync += [self.o_valid.eq(dv & ~self.start), self.o_n.eq(dn)]
+            m.d.sync += [self.o_values[i].eq(Mux(dn > i, d, 0)) for i, d in enumerate(ds)]
         with m.Else():
-            m.d.sync += [self.o_valid.eq(rq.o_valid & ~self.start), self.o_value.eq(rq.o_value)]
+            m.d.sync += [self.o_valid.eq(rqs[0].o_valid & ~self.start), self.o_n.eq(rq_n)]
+            m.d.sync += [self.o_values[i].eq(Mux(rq.o_valid, rq.o_value, 0))
+                         for i, rq in enumerate(rqs)]
+        m.d.comb += self.o_value.eq(self.o_values[0])
 
         # --- completion ---
-        out_count = Signal(range(cfg.max_m + 1))
+        out_left = Signal(range(cfg.max_m + 1))     # results still to come
         running = Signal()
-        last_out = self.o_valid & (out_count == m_run - 1)
+        last_out = self.o_valid & (out_left == self.o_n)
         with m.If(self.start):
-            m.d.sync += [out_count.eq(0), running.eq(1)]
+            m.d.sync += [out_left.eq(self.m_run), running.eq(1)]
         with m.Elif(self.o_valid):
-            m.d.sync += out_count.eq(out_count + 1)
+            m.d.sync += out_left.eq(out_left - self.o_n)
             with m.If(last_out):
                 m.d.sync += running.eq(0)
         m.d.comb += [self.done.eq(running & last_out), self.busy.eq(running)]

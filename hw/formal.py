@@ -918,14 +918,16 @@ class AdapterSpec(Elaboratable):
 def engine_bound(cfg):
     """Cycles from ``LayerEngine.start`` to ``done``, at most, for any run of ``cfg``.
 
-    Tiles issue back to back, each ``max(k * J, R)`` cycles (the drain of one tile's R rows
-    overlaps the next tile); after the last issue come the array pipeline, the shadow drain
-    of R rows and the requantiser. Deliberately simple: a bound, not the exact latency.
+    Tiles issue back to back, each ``max(k * J, R/DL)`` cycles (the drain of one tile's R
+    rows, DL per cycle, overlaps the next tile); after the last issue come the array
+    pipeline, the shadow drain of R/DL cycles and the requantiser. Deliberately simple: a
+    bound, not the exact latency.
     """
     tree = max(cfg.cols - 1, 0).bit_length()      # adder levels of the array
-    issue = cfg.tiles_max * max(cfg.max_wbits * cfg.chunks_max, cfg.rows)
+    rd = cfg.rows // cfg.drain_lanes
+    issue = cfg.tiles_max * max(cfg.max_wbits * cfg.chunks_max, rd)
     from .requant import Requant
-    return issue + tree + cfg.rows + Requant.latency + 8
+    return issue + tree + rd + Requant.latency + 8
 
 
 class EngineSpec(Elaboratable):
@@ -941,14 +943,15 @@ class EngineSpec(Elaboratable):
 
     * ``done`` pulses exactly once, at most :func:`engine_bound` cycles after ``start``
       (and never without a start);
-    * exactly ``m_run`` results (``o_valid``) come out, the last one with ``done``, and
-      none after it; ``busy`` is high from ``start`` to ``done`` and low after.
+    * exactly ``m_run`` results (``o_n`` in each ``o_valid`` cycle) come out, the last
+      ones with ``done``, and none after it; ``busy`` is high from ``start`` to ``done``
+      and low after.
 
     Parameters
     ----------
     cfg : AnyprecConfig
     mutation : str or None
-        ``"skip_row"``: the spec sees one ``o_valid`` fewer (the first result is lost).
+        ``"skip_row"``: the spec sees one result fewer (the first result is lost).
     """
 
     MUTATIONS = (None, "skip_row")
@@ -968,7 +971,7 @@ class EngineSpec(Elaboratable):
 
     #: Multipliers only carry data (the requantiser's d * m); cutting them is a sound
     #: over-approximation for this control property and saves solver time.
-    yosys_script = ["cutpoint top.eng.requant/t:$mul"]
+    yosys_script = ["cutpoint top.eng.requant*/t:$mul"]
 
     def elaborate(self, platform):
         m = Module()
@@ -1009,25 +1012,27 @@ class EngineSpec(Elaboratable):
         waited = Signal(range(self.depth + 2))
         outs = Signal(range(cfg.max_m + 2))
         o_valid = Signal()
+        o_n = Signal.like(eng.o_n)        # results the spec sees this cycle
         first_out = Signal()
         m.d.comb += first_out.eq(outs == 0)
         if self.mutation == "skip_row":
-            m.d.comb += o_valid.eq(eng.o_valid & ~first_out)
+            m.d.comb += o_n.eq(Mux(eng.o_valid, eng.o_n - first_out, 0))
         else:
-            m.d.comb += o_valid.eq(eng.o_valid)
+            m.d.comb += o_n.eq(Mux(eng.o_valid, eng.o_n, 0))
+        m.d.comb += [o_valid.eq(o_n != 0),
+                     Assert(~eng.o_valid | ((eng.o_n >= 1) & (eng.o_n <= cfg.drain_lanes)))]
         with m.If(eng.start):
             m.d.sync += started.eq(1)
         with m.If(started & ~finished):
             m.d.sync += waited.eq(waited + 1)
         m.d.comb += Assert(waited <= self.bound)
-        with m.If(eng.o_valid):
-            m.d.sync += outs.eq(outs + 1)
+        m.d.sync += outs.eq(outs + o_n)
         m.d.comb += Assert(~(o_valid & finished))
         m.d.comb += Assert(~(eng.done & (~started | finished)))
         with m.If(eng.done):
             m.d.sync += finished.eq(1)
             # done comes with the last result.
-            m.d.comb += [Assert(o_valid), Assert(outs + o_valid == m_run)]
+            m.d.comb += [Assert(o_valid), Assert(outs + o_n == m_run)]
         with m.If(started & ~eng.start):
             m.d.comb += Assert(eng.busy == ~finished)
         with m.If(~started):

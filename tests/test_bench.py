@@ -66,12 +66,29 @@ def test_measure_point_with_stand_in_pnr(tmp_path):
     steps = {r["cycles"][str(k + 1)] - r["cycles"][str(k)] for k in range(1, 8)}
     assert steps == {64}, r["cycles"]
     md = bench.markdown(bench.report([r]))
-    assert "| serial | ulx3s-85f | 8x8 | 1000 |" in md
+    assert "| serial | ulx3s-85f | 8x8, DL 1 | 1000 |" in md
+
+
+def test_bench_points_drain_suffix():
+    from anyprec.host.commands.bench import parse_points
+    a, b, c = parse_points("serial:ulx3s-85f:32x32:d4,parallel-lut:ulx3s-85f:8x8:128,"
+                           "serial:ulx3s-85f:16x16:64:d2")
+    assert (a.rows, a.ref, a.drain) == (32, 256, 4)
+    assert (b.ref, b.drain) == (128, None)
+    assert (c.ref, c.drain) == (64, 2)
+    # No suffix: the fewest lanes that keep the reference layer from being drain-bound.
+    assert bench.point_config(a).drain_lanes == 4
+    assert bench.point_config(bench.Point("serial", "ulx3s-85f", 32, 32)).drain_lanes == 4
+    assert bench.point_config(bench.Point("serial", "ulx3s-85f", 16, 16)).drain_lanes == 1
+    assert bench.point_config(c).drain_lanes == 2
 
 
 def test_bench_cli_bad_points():
     for bad, msg in (("serial:nowhere:8x8", "board"), ("magic:ulx3s-85f:8x8", "design"),
-                     ("serial:ulx3s-85f:8by8", "looks like")):
+                     ("serial:ulx3s-85f:8by8", "looks like"),
+                     ("serial:ulx3s-85f:8x8:64:d3", "drain must be a power of two"),
+                     ("serial:ulx3s-85f:8x6:d4", "drain 4 must divide rows (8) and cols (6)"),
+                     ("serial:ulx3s-85f:8x8:1:2", "looks like")):
         r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--points", bad],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "Traceback" not in r.stderr

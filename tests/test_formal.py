@@ -160,6 +160,12 @@ def test_engine_always_finishes_within_bound_larger(tmp_path):
     _proved(_run(spec, tmp_path, "engine_bound_3x3", depth=spec.depth))
 
 
+def test_engine_always_finishes_within_bound_drain_lanes(tmp_path):
+    """Two drain lanes: results in groups, m_run of them in all, on time."""
+    spec = formal.EngineSpec(AnyprecConfig(**{**SMALL, "max_m": 5}, drain=2))
+    _proved(_run(spec, tmp_path, "engine_bound_dl2", depth=spec.depth))
+
+
 def test_engine_checker_catches_lost_result(tmp_path):
     spec = formal.EngineSpec(AnyprecConfig(**SMALL), mutation="skip_row")
     _caught(_run(spec, tmp_path, "engine_skip", depth=spec.depth))

@@ -61,13 +61,13 @@ def test_act_writer(cols, a, kmax):
             # An aborted vector first: some values, then `start` in the middle of it.
             for v in [rng.randint(0, amax) for _ in range(rng.randint(0, cols + 2))]:
                 ctx.set(dut.valid, 1)
-                ctx.set(dut.value, v)
+                ctx.set(dut.values, v)
                 await ctx.tick()
             ctx.set(dut.valid, 0)
             ctx.set(dut.start, 1)
             # `start` wins over a simultaneous `valid`.
             ctx.set(dut.valid, 1)
-            ctx.set(dut.value, amax)
+            ctx.set(dut.values, amax)
             await ctx.tick()
             ctx.set(dut.start, 0)
             ctx.set(dut.valid, 0)
@@ -79,7 +79,7 @@ def test_act_writer(cols, a, kmax):
                     observe()
                     await ctx.tick()
                 ctx.set(dut.valid, 1)
-                ctx.set(dut.value, v)
+                ctx.set(dut.values, v)
                 observe()
                 await ctx.tick()
             ctx.set(dut.valid, 0)
@@ -120,7 +120,7 @@ def test_act_writer_partial_word_lanes_are_zero():
         ctx.set(dut.start, 0)
         for v in x:
             ctx.set(dut.valid, 1)
-            ctx.set(dut.value, v)
+            ctx.set(dut.values, v)
             if ctx.get(dut.wr_en):
                 writes.append((ctx.get(dut.wr_addr), ctx.get(dut.wr_data)))
             await ctx.tick()
@@ -131,3 +131,63 @@ def test_act_writer_partial_word_lanes_are_zero():
 
     simulate(dut, [tb], timeout_cycles=100, what="ActWriter padding")
     assert writes == [(0, 0xFFFFFFFF), (1, 1, 0x0201)], writes
+
+
+@pytest.mark.parametrize("cols,a,lanes", [(4, 8, 2), (8, 3, 4), (6, 5, 2), (4, 4, 4)])
+def test_act_writer_lanes(cols, a, lanes):
+    """Several activations per cycle (the requantisers' drain lanes): groups of ``lanes``
+    from index 0, the last group partial, with gaps; and one per cycle (the host path) on
+    the same multi-lane writer. Same words, sum and count as one at a time."""
+    seed = 7500 + cols * 100 + a * 10 + lanes
+    rng = random.Random(seed)
+    kmax = 4 * cols + 3
+    depth = -(-kmax // cols)
+    dut = ActWriter(cols=cols, abits=a, depth=depth, sum_bits=arith.widths(1, a, kmax).sx_bits,
+                    lanes=lanes)
+    amax = (1 << a) - 1
+    vectors = [[rng.randint(0, amax) for _ in range(n)]
+               for n in (1, lanes, lanes + 1, cols, cols + 1, kmax, kmax - 1)]
+    vectors.append([amax] * kmax)
+    cases = [(x, grouped) for x in vectors for grouped in (True, False)]
+    results = []
+
+    async def tb(ctx):
+        for x, grouped in cases:
+            writes = []
+
+            def observe():
+                if ctx.get(dut.wr_en):
+                    writes.append((ctx.get(dut.wr_addr), ctx.get(dut.wr_data)))
+
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            step = lanes if grouped else 1
+            for i in range(0, len(x), step):
+                g = x[i:i + step]
+                for _ in range(rng.choice([0, 0, 1, 2])):
+                    ctx.set(dut.valid, 0)
+                    observe()
+                    await ctx.tick()
+                ctx.set(dut.valid, 1)
+                ctx.set(dut.n, len(g))
+                ctx.set(dut.values, _pack(g, a))
+                observe()
+                await ctx.tick()
+            ctx.set(dut.valid, 0)
+            ctx.set(dut.n, 1)
+            observe()
+            await ctx.tick()
+            ctx.set(dut.flush, 1)
+            observe()
+            await ctx.tick()
+            ctx.set(dut.flush, 0)
+            observe()
+            results.append((writes, ctx.get(dut.sum), ctx.get(dut.count)))
+
+    simulate(dut, [tb], timeout_cycles=100 * len(cases) * kmax, what="ActWriter lanes")
+    for (x, grouped), (writes, total, count) in zip(cases, results):
+        want = _expected_writes(x, cols, a)
+        where = f"seed {seed}: {'grouped' if grouped else 'single'} vector {x}"
+        assert writes == want, f"{where}: writes {writes} != {want}"
+        assert total == sum(x) and count == len(x), f"{where}: sum/count {total}/{count}"

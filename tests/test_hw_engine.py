@@ -7,8 +7,9 @@ Every run is compared with ``golden.arith``: raw D (MODE_RAW), requantised activ
 
 The schedule is checked too (engine docstring): one weight word per cycle with no
 bubbles between chunks, planes or row tiles, except that tiles start at least R cycles
-apart. So ``cycles(start -> done) = (T-1)*max(kJ, R) + kJ + rows of the last tile +
-latency``, with one constant latency per mode, whatever k, J and T.
+apart, R/DL with DL drain lanes. So ``cycles(start -> done) = (T-1)*max(kJ, R/DL) + kJ +
+ceil(rows of the last tile / DL) + latency``, with one constant latency per mode, whatever
+k, J and T.
 """
 
 import numpy as np
@@ -28,6 +29,13 @@ CONFIGS = [
     AnyprecConfig(rows=2, cols=2, max_wbits=3, max_abits=10, max_m=7, max_k=9, layers=1),
     AnyprecConfig(rows=3, cols=4, max_wbits=5, max_abits=4, max_m=10, max_k=11, layers=1,
                   design="parallel"),
+    # Drain lanes: two and four rows per cycle, max_m not a multiple of them.
+    AnyprecConfig(rows=4, cols=6, max_wbits=4, max_abits=5, max_m=15, max_k=19, layers=1,
+                  drain=2),
+    AnyprecConfig(rows=8, cols=4, max_wbits=3, max_abits=4, max_m=21, max_k=9, layers=1,
+                  drain=4),
+    AnyprecConfig(rows=4, cols=2, max_wbits=3, max_abits=3, max_m=9, max_k=7, layers=1,
+                  design="parallel", drain=2),
 ]
 
 
@@ -65,8 +73,17 @@ class _EngineBench(Elaboratable):
         self.x_we = Signal()
         self.x_waddr = Signal(range(max(J, 2)))
         self.x_wdata = Signal(C * A)
-        self.mmem = Memory(shape=signed(16), depth=max(M, 2), init=[int(v) for v in tab_m])
-        self.bmem = Memory(shape=signed(32), depth=max(M, 2), init=[int(v) for v in tab_b])
+        # Table words hold DL consecutive rows (lane i at bits [16i, 16i+16) and [32i, ...)).
+        DL = cfg.drain_lanes
+        G = _cdiv(M, DL)
+        pm = np.zeros(G * DL, dtype=np.int64)
+        pb = np.zeros(G * DL, dtype=np.int64)
+        pm[:M], pb[:M] = tab_m, tab_b
+        self.mmem = Memory(shape=16 * DL, depth=max(G, 2), init=[
+            sum((int(pm[g * DL + i]) & 0xFFFF) << (16 * i) for i in range(DL)) for g in range(G)])
+        self.bmem = Memory(shape=32 * DL, depth=max(G, 2), init=[
+            sum((int(pb[g * DL + i]) & 0xFFFFFFFF) << (32 * i) for i in range(DL))
+            for g in range(G)])
         self.T, self.J = T, J
 
     def elaborate(self, platform):
@@ -154,11 +171,15 @@ def test_engine(cfg):
             for sig in (eng.k, eng.m_run, eng.t_run, eng.j_run, eng.q, eng.mode):
                 ctx.set(sig, 0)
             outs, cycles = [], 1
-            async for _, _, valid, value, done in ctx.tick().sample(
-                    eng.o_valid, eng.o_value, eng.done):
+            async for _, _, valid, n, values, done in ctx.tick().sample(
+                    eng.o_valid, eng.o_n, eng.o_values, eng.done):
                 cycles += 1
                 if valid:
-                    outs.append(value)
+                    DL = cfg.drain_lanes
+                    # A group of n rows starting at a multiple of DL, zeros above n.
+                    assert 1 <= n <= DL and len(outs) % DL == 0, (len(outs), n)
+                    assert all(values[i] == 0 for i in range(n, DL)), list(values)
+                    outs.extend(int(values[i]) for i in range(n))
                 if done:
                     break
                 assert cycles < 10000
@@ -180,7 +201,8 @@ def test_engine(cfg):
         assert outs == [int(v) for v in want], f"{where}: hw {outs} != {want.tolist()}"
         T, J = _cdiv(m_run, R), _cdiv(k_run, cfg.cols)
         kj = (k if cfg.design == "serial" else 1) * J
-        schedule = (T - 1) * max(kj, R) + kj + (m_run - (T - 1) * R)
+        DL = cfg.drain_lanes
+        schedule = (T - 1) * max(kj, R // DL) + kj + _cdiv(m_run - (T - 1) * R, DL)
         latency.setdefault(mode == MODE_RAW, set()).add(cycles - schedule)
     for raw, lat in latency.items():
         assert len(lat) == 1, (f"seed {seed}: {'raw' if raw else 'requant'} runs take "

@@ -21,6 +21,9 @@ CONFIGS = {
     # The bit-parallel int-N baseline (issue 7): full N-bit codes per cycle, k = N only.
     "parallel": AnyprecConfig(rows=4, cols=4, max_m=24, max_k=24, layers=2,
                               design="parallel"),
+    # Four drain lanes (results leave the array four rows per cycle, into four result
+    # FIFOs); max_m not a multiple of four, so the last group is partial.
+    "drain": AnyprecConfig(rows=8, cols=4, max_m=38, max_k=21, layers=2, drain=4),
 }
 
 

@@ -71,6 +71,17 @@ def test_progressive_streaming(sim, samples):
     assert cyc == sorted(cyc) and cyc[0] < cyc[-1]
 
 
+def test_network_drain_lanes():
+    # Four drain lanes: hidden activations reach the activation writer four per cycle and
+    # the 10 logits leave in groups of 4, 4, 2; every precision, both simulators.
+    from anyprec.hw.config import AnyprecConfig
+    cfg = AnyprecConfig(rows=16, cols=8, drain=4)
+    report = verify(bits=range(1, 9), mixed=MIXED, samples=40, cfg=cfg, sim="verilator")
+    _check(report, 40)
+    small = verify(bits=[1, 8], samples=6, cfg=cfg, sim="icarus")
+    _check(small, 6)
+
+
 def test_network_parallel_baseline_at_8_bits():
     # The bit-parallel baseline runs the same protocol and model, at N = 8 bits only.
     from anyprec.hw.config import AnyprecConfig

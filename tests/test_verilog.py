@@ -110,6 +110,10 @@ BAD_CONFIGS = [
     ({"stream_width": 24}, r"^stream_width must be 8, 16 or 32, not 24$"),
     ({"design": "systolic"}, r"^design must be one of serial, parallel, not 'systolic'$"),
     ({"use_dsp": 1}, r"^use_dsp must be true or false, not 1$"),
+    ({"drain": 3}, r"^drain must be a power of two \(1, 2, 4, \.\.\.\), not 3$"),
+    ({"drain": 0}, r"^drain must be a power of two \(1, 2, 4, \.\.\.\), not 0$"),
+    ({"drain": True}, r"^drain must be a power of two \(1, 2, 4, \.\.\.\), not True$"),
+    ({"rows": 8, "cols": 6, "drain": 4}, r"^drain 4 must divide rows \(8\) and cols \(6\)$"),
     ({"depth": 0}, r"^depth must be a positive integer, not 0$"),
     ({"depth": "big"}, r"^depth must be a positive integer, not 'big'$"),
     ({"depth": True}, r"^depth must be a positive integer, not True$"),
@@ -142,6 +146,18 @@ def test_config_from_dict_checks_keys():
         AnyprecConfig.from_dict([("rows", 4)])
     with pytest.raises(ConfigError, match=r"^rows must be from 1 to 256, not 0$"):
         AnyprecConfig().replace(rows=0)
+
+
+def test_auto_drain_lanes():
+    """drain=None: the fewest lanes with R/lanes <= ceil(max_k/C), dividing R and C."""
+    cases = [((8, 8, 64), 1), ((16, 16, 64), 4), ((16, 16, 256), 1), ((32, 32, 256), 4),
+             ((64, 8, 64), 8), ((12, 12, 24), 4), ((12, 12, 16), 4), ((3, 5, 5), 1),
+             ((16, 2, 64), 1)]
+    for (r, c, k), want in cases:
+        cfg = AnyprecConfig(rows=r, cols=c, max_m=k, max_k=k)
+        assert cfg.drain_lanes == want, (r, c, k, cfg.drain_lanes)
+        assert cfg.to_dict()["drain"] == want
+    assert AnyprecConfig(rows=16, cols=16, drain=2).drain_lanes == 2
 
 
 def test_limits_are_inclusive():

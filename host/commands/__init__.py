@@ -44,6 +44,9 @@ _CONFIG_FLAGS = [  # (flag, dataclass field, help)
     ("--layers", "layers", "layer slots"),
     ("--depth", "depth", "weight-memory words (default: every slot at maximum size)"),
     ("--stream-width", "stream_width", "AXI4-Stream data width: 8, 16 or 32"),
+    ("--drain", "drain", "drain lanes: rows requantised per cycle, a power of two dividing "
+                         "rows and cols (default: the fewest with which a max-k layer is "
+                         "not drain-bound at 1-bit weights)"),
 ]
 
 

@@ -61,14 +61,22 @@ def parse_points(text):
         try:
             design, board, size = parts[:3]
             rows, cols = (int(v) for v in size.lower().split("x"))
-            ref = int(parts[3]) if len(parts) > 3 else 256
+            extra = parts[3:]
+            drain = None
+            if extra and extra[-1].lower().startswith("d"):
+                drain = int(extra.pop()[1:])
+            if len(extra) > 1:
+                raise ValueError
+            ref = int(extra[0]) if extra else 256
         except ValueError:
-            raise AnyprecError(f"a point looks like serial:ulx3s-85f:8x8[:256], not {item!r}") from None
+            raise AnyprecError(f"a point looks like serial:ulx3s-85f:8x8[:256][:d4] "
+                               f"(design:board:RxC[:reference size][:drain lanes]), "
+                               f"not {item!r}") from None
         if design not in DESIGNS:
             raise AnyprecError(f"unknown design {design!r} in {item!r}; "
                                f"choose from {', '.join(DESIGNS)}")
         get_board(board)
-        out.append(Point(design, board, rows, cols, ref))
+        out.append(Point(design, board, rows, cols, ref, drain))
     return out
 
 
