@@ -21,6 +21,9 @@ CONFIGS = {
     "parallel-r4c3n5a10-w16": AnyprecConfig(rows=4, cols=3, max_wbits=5, max_abits=10,
                                             max_m=9, max_k=12, layers=1, stream_width=16,
                                             design="parallel"),
+    # Four drain lanes: four requantisers, result FIFOs and a 4-wide activation writer.
+    "serial-r8c4n4a4-w32-dl4": AnyprecConfig(rows=8, cols=4, max_wbits=4, max_abits=4,
+                                             max_m=14, max_k=12, layers=2, drain=4),
 }
 
 
