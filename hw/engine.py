@@ -21,7 +21,7 @@ difference (the only case with bubbles). Results leave in groups of up to ``DL``
 consecutive rows, the first row of a group a multiple of ``DL``.
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 

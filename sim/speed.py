@@ -218,6 +218,13 @@ def flow_speed(cfg, sim, net, settings, xs):
             "cycles_per_second": res["sim_cycles"] / res["flow_seconds"]}
 
 
+def _fastest(runs):
+    """The run with the fewest seconds, with every run's seconds in ``runs_seconds``."""
+    best = min(runs, key=lambda r: r["seconds"])
+    best["runs_seconds"] = [r["seconds"] for r in runs]
+    return best
+
+
 def compare(samples=100, bits=(1, 8), cfg=None, sims=("verilator", "icarus"), repeats=3):
     """Cycles per second of the verify flow on each simulator and of the bare run.
 
@@ -229,8 +236,7 @@ def compare(samples=100, bits=(1, 8), cfg=None, sims=("verilator", "icarus"), re
     net, settings, xs = _digits_workload(samples, bits)
     frames = workload_frames(net, cfg, settings, xs)
     bares = [bare_verilator(cfg, frames) for _ in range(max(1, repeats))]
-    bare = min(bares, key=lambda r: r["seconds"])
-    bare["runs_seconds"] = [r["seconds"] for r in bares]
+    bare = _fastest(bares)
     bare["cycles_per_second"] = bare["cycles"] / bare["seconds"]
     out = {"config": cfg.to_dict(), "workload": {"samples": samples, "wbits": list(bits),
                                                    "frames": len(frames)},
@@ -238,8 +244,7 @@ def compare(samples=100, bits=(1, 8), cfg=None, sims=("verilator", "icarus"), re
     for sim in sims:
         n = max(1, repeats) if sim == "verilator" else 1
         runs = [flow_speed(cfg, sim, net, settings, xs) for _ in range(n)]
-        f = min(runs, key=lambda r: r["seconds"])
-        f["runs_seconds"] = [r["seconds"] for r in runs]
+        f = _fastest(runs)
         f["ratio_to_bare"] = f["cycles_per_second"] / bare["cycles_per_second"]
         f["same_responses_as_bare"] = all(r["hash"] == bare["hash"] for r in runs)
         out["flows"][sim] = f

@@ -34,6 +34,30 @@ def _expected_writes(x, cols, a):
     return [(j, _pack(x[j * cols:(j + 1) * cols], a)) for j in range(-(-len(x) // cols))]
 
 
+async def _feed(ctx, dut, a, groups, gaps, observe):
+    """Feed ``groups`` of activations (``gaps[i]`` idle cycles before group i), then one
+    idle cycle and a ``flush``; ``observe`` is called in every cycle to record writes."""
+    for g, gap in zip(groups, gaps):
+        for _ in range(gap):
+            ctx.set(dut.valid, 0)
+            observe()
+            await ctx.tick()
+        ctx.set(dut.valid, 1)
+        ctx.set(dut.n, len(g))
+        ctx.set(dut.values, _pack(g, a))
+        observe()
+        await ctx.tick()
+    ctx.set(dut.valid, 0)
+    ctx.set(dut.n, 1)
+    observe()
+    await ctx.tick()
+    ctx.set(dut.flush, 1)
+    observe()
+    await ctx.tick()
+    ctx.set(dut.flush, 0)
+    observe()
+
+
 @pytest.mark.parametrize("cols,a,kmax", CASES)
 def test_act_writer(cols, a, kmax):
     seed = 7000 + cols * 100 + a
@@ -73,22 +97,8 @@ def test_act_writer(cols, a, kmax):
             ctx.set(dut.valid, 0)
             assert ctx.get(dut.sum) == 0 and ctx.get(dut.count) == 0, \
                 f"seed {seed}: start did not clear sum/count"
-            for v in x:
-                for _ in range(rng.choice([0, 0, 0, 1, 3])):
-                    ctx.set(dut.valid, 0)
-                    observe()
-                    await ctx.tick()
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.values, v)
-                observe()
-                await ctx.tick()
-            ctx.set(dut.valid, 0)
-            observe()
-            await ctx.tick()
-            ctx.set(dut.flush, 1)
-            observe()
-            await ctx.tick()
-            ctx.set(dut.flush, 0)
+            await _feed(ctx, dut, a, [[v] for v in x],
+                        [rng.choice([0, 0, 0, 1, 3]) for _ in x], observe)
             # A second flush must write nothing.
             ctx.set(dut.flush, 1)
             observe()
@@ -163,26 +173,9 @@ def test_act_writer_lanes(cols, a, lanes):
             await ctx.tick()
             ctx.set(dut.start, 0)
             step = lanes if grouped else 1
-            for i in range(0, len(x), step):
-                g = x[i:i + step]
-                for _ in range(rng.choice([0, 0, 1, 2])):
-                    ctx.set(dut.valid, 0)
-                    observe()
-                    await ctx.tick()
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.n, len(g))
-                ctx.set(dut.values, _pack(g, a))
-                observe()
-                await ctx.tick()
-            ctx.set(dut.valid, 0)
-            ctx.set(dut.n, 1)
-            observe()
-            await ctx.tick()
-            ctx.set(dut.flush, 1)
-            observe()
-            await ctx.tick()
-            ctx.set(dut.flush, 0)
-            observe()
+            groups = [x[i:i + step] for i in range(0, len(x), step)]
+            await _feed(ctx, dut, a, groups, [rng.choice([0, 0, 1, 2]) for _ in groups],
+                        observe)
             results.append((writes, ctx.get(dut.sum), ctx.get(dut.count)))
 
     simulate(dut, [tb], timeout_cycles=100 * len(cases) * kmax, what="ActWriter lanes")
