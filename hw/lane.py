@@ -30,9 +30,10 @@ __all__ = ["MacArray", "AndAddPair", "fold_and_for"]
 
 
 def fold_and_for(platform):
-    """True when ``platform`` is an ECP5 (``LatticePlatform`` with an LFE5 device), whose
-    CCU2C carry cells can absorb the serial array's AND gates (:class:`AndAddPair`)."""
-    return str(getattr(platform, "device", "")).upper().startswith("LFE5")
+    """True when ``platform`` is an ECP5 (Amaranth's ``LatticePlatform`` sets ``family``
+    to ``"ecp5"``; :func:`anyprec.hw.top.generate_verilog` passes a stand-in with the same
+    attribute), whose CCU2C carry cells can absorb the serial array's AND gates."""
+    return getattr(platform, "family", None) == "ecp5"
 
 
 def _ccu2c_init(fn):

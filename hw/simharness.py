@@ -175,9 +175,12 @@ def _ports(cfg, buf_words):
     }
 
 
-def generate_sim_verilog(cfg, name="anyprec_sim_top"):
-    """Verilog text of the harness (which contains ``anyprec_top``)."""
-    return verilog.convert(SimHarness(cfg), name=name, emit_src=False)
+def generate_sim_verilog(cfg, name="anyprec_sim_top", target="generic"):
+    """Verilog text of the harness (which contains ``anyprec_top``) for one of
+    ``hw.top.TARGETS``; a vendor target needs ``hw.top.cell_models(target)`` beside it."""
+    from .top import target_platform
+    return verilog.convert(SimHarness(cfg), name=name, platform=target_platform(target),
+                           emit_src=False)
 
 
 def generate_clock_wrapper(cfg, *, name="anyprec_sim_tb", inner="anyprec_sim_top",

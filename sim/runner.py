@@ -121,16 +121,22 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def build(cfg=None, sim=None, *, waves=False, quiet=True):
-    """Compile (or reuse) the simulation model for ``cfg`` on ``sim``."""
+def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
+    """Compile (or reuse) the simulation model for ``cfg`` on ``sim``.
+
+    ``target`` (``hw.top.TARGETS``): ``"ecp5"`` simulates the Verilog an ECP5 build
+    carries (the MAC array's CCU2C carry cells) with yosys' models of those cells.
+    """
     from cocotb_tools.runner import get_runner
     from ..hw.simharness import generate_sim_verilog, generate_clock_wrapper
-    from ..hw.top import VERILATOR_WAIVERS
+    from ..hw.top import VERILATOR_WAIVERS, cell_models
 
     cfg = cfg or AnyprecConfig()
     sim = resolve_sim(sim)
     setup_env()
+    models = cell_models(target)       # also rejects an unknown target
     key_src = json.dumps({"cfg": cfg.to_dict(), "sim": sim, "waves": bool(waves),
+                          "target": target,
                           "public_all": bool(os.environ.get("ANYPREC_PUBLIC_ALL")),
                           "tools": tool_versions(sim), "src": _source_digest()},
                          sort_keys=True)
@@ -143,7 +149,11 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True):
     with _locked(cache_root() / sim / f"{key}.lock"):
         if not stamp.exists():
             bdir.mkdir(parents=True, exist_ok=True)
-            vfile.write_text(generate_sim_verilog(cfg, name="anyprec_sim_top"))
+            vfile.write_text(generate_sim_verilog(cfg, name="anyprec_sim_top", target=target))
+            sources = [vfile, wfile]
+            if models:
+                (bdir / "cells.v").write_text(models)
+                sources.insert(0, bdir / "cells.v")
             wfile.write_text(generate_clock_wrapper(cfg, name=TOPLEVEL, inner="anyprec_sim_top"))
             (bdir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
             runner = _get_runner(sim)
@@ -157,7 +167,7 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True):
             args = (list(VERILATOR_WAIVERS) + ["--timing"] if sim == "verilator"
                     else ["-g2005"])
             try:
-                runner.build(sources=[vfile, wfile], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=bdir,
                              timescale=_TIMESCALE, build_args=args, waves=waves,
                              always=True, log_file=bdir / "build.log")
             except Exception as e:

@@ -205,6 +205,8 @@ ERRORS = [
     ("verilog-name-space", ["verilog", "-o", "t.v", "--name", "my top"],
      "Verilog identifier"),
     ("verilog-name-digit", ["verilog", "-o", "t.v", "--name", "9top"], "Verilog identifier"),
+    ("verilog-lint-ecp5", ["verilog", "-o", "t.v", "--target", "ecp5", "--lint", *SMALL],
+     "--lint checks the generic Verilog only"),
     # train (all refused before training starts)
     ("train-hidden", ["train", "--hidden", "a,b"], "comma-separated integers"),
     ("train-hidden-0", ["train", "--hidden", "64,0"], "out of range 1..4096"),
@@ -244,6 +246,7 @@ USAGE = [
     ("stream-unknown", ["stream", "--planes", "3"], "unrecognized arguments"),
     ("verilog-no-output", ["verilog"], "-o/--output"),
     ("verilog-design", ["verilog", "-o", "t.v", "--design", "fancy"], "invalid choice"),
+    ("verilog-target", ["verilog", "-o", "t.v", "--target", "xilinx"], "invalid choice"),
     ("train-epochs-word", ["train", "--epochs", "many"], "invalid int value"),
     ("no-such-command", ["frobnicate"], "invalid choice"),
 ]

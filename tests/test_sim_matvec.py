@@ -65,13 +65,9 @@ def make_cases(cfg, seed):
     return arrays, cases
 
 
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_matvec_random(sim, name):
-    cfg = CONFIGS[name]
-    seed = 4242 + len(name)
+def _check(cfg, sim, seed, label, target="generic"):
     arrays, cases = make_cases(cfg, seed)
-    sb = build(cfg, sim)
+    sb = build(cfg, sim, target=target)
     res, _ = run_job(sb, "anyprec.sim.flows:matvec_cases", {"cases": cases}, arrays=arrays)
     assert len(res["results"]) == len(cases)
     bad = []
@@ -80,5 +76,20 @@ def test_matvec_random(sim, name):
         if r["y"] != [int(v) for v in want]:
             bad.append((c, r["y"][:4], want[:4].tolist()))
         assert r["cycles"] > 0
-    assert not bad, f"seed {seed}, {sim}, {name}: {len(bad)}/{len(cases)} mismatches, first {bad[0]}"
-    print(f"{sim} {name}: {len(cases)} matvecs bit-exact")
+    assert not bad, f"seed {seed}, {sim}, {label}: {len(bad)}/{len(cases)} mismatches, first {bad[0]}"
+    print(f"{sim} {label}: {len(cases)} matvecs bit-exact")
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_matvec_random(sim, name):
+    _check(CONFIGS[name], sim, 4242 + len(name), name)
+
+
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("name", ["default", "odd"])
+def test_matvec_random_ecp5_cells(sim, name):
+    """The Verilog of an ECP5 build (the MAC array's first adder level in CCU2C carry
+    cells, hw/lane.py ``and_add_pair``) on yosys' models of those cells: bit-exact too.
+    "odd" has C = 5 (one cell left unpaired) and A = 3."""
+    _check(CONFIGS[name], sim, 5151 + len(name), f"{name} (ecp5 target)", target="ecp5")

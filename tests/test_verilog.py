@@ -10,7 +10,7 @@ import pytest
 
 from anyprec.golden.errors import ConfigError
 from anyprec.hw.config import AnyprecConfig
-from anyprec.hw.top import generate_verilog, VERILATOR_WAIVERS
+from anyprec.hw.top import generate_verilog, cell_models, VERILATOR_WAIVERS
 from anyprec.sim.tools import setup_env
 
 CONFIGS = {
@@ -175,3 +175,33 @@ def test_limits_are_inclusive():
     assert AnyprecConfig(max_k=33025, max_m=8, layers=1).widths.d_bits == 32
     with pytest.raises(ConfigError, match=r"^dot products need 33 bits with max_k=33026"):
         AnyprecConfig(max_k=33026, max_m=8, layers=1)
+
+
+def test_ecp5_target_uses_carry_cells():
+    """--target ecp5: the array's first adder level as CCU2C cells (INIT 0x7888, the AND
+    gates inside), ceil((A+1)/2) per pair of cells; the generic Verilog has none. The
+    cell models that come with it define CCU2C and what it is made of."""
+    cfg = CONFIGS["serial-r3c5n4a3-w8"]      # C = 5: two pairs and one plain cell a lane
+    text = generate_verilog(cfg, target="ecp5")
+    assert text.count("CCU2C #(") == cfg.rows * 2 * 2
+    assert "16'h7888" in text
+    assert "CCU2C" not in generate_verilog(cfg)
+    models = cell_models("ecp5")
+    for cell in ("LUT4", "LUT2", "CCU2C"):
+        assert f"module {cell}" in models
+    assert "endspecify" not in models and cell_models("generic") == ""
+    with pytest.raises(ValueError, match="target must be one of generic, ecp5"):
+        generate_verilog(cfg, target="xilinx")
+
+
+def test_ecp5_target_compiles_with_models(tmp_path):
+    """The ecp5 Verilog with the cell models is a complete design for Icarus (the
+    simulation tests run it: tests/test_sim_matvec.py)."""
+    v = tmp_path / "top.v"
+    m = tmp_path / "cells.v"
+    v.write_text(generate_verilog(CONFIGS["serial-r4c4n8a8-w32"], target="ecp5"))
+    m.write_text(cell_models("ecp5"))
+    r = subprocess.run([_tool("iverilog"), "-g2005", "-s", "anyprec_top", "-o",
+                        str(tmp_path / "a.out"), str(m), str(v)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -17,13 +17,21 @@ def register(sub):
                    "docs/protocol.md.",
                    ["anyprec verilog -o anyprec_top.v",
                     "anyprec verilog --rows 16 --cols 16 --max-m 256 --max-k 256 -o big.v",
-                    "anyprec verilog --stream-width 8 -o uart_friendly.v --lint"])
+                    "anyprec verilog --stream-width 8 -o uart_friendly.v --lint",
+                    "anyprec verilog --target ecp5 -o anyprec_ecp5.v"])
     add_config_args(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="Verilog file to write ('-' for standard output)")
     p.add_argument("--name", default="anyprec_top", help="top module name")
+    p.add_argument("--target", choices=("generic", "ecp5"), default="generic",
+                   help="generic (default): plain Verilog for any tool and simulator; "
+                        "ecp5: the MAC array's first adder level as Lattice CCU2C carry "
+                        "cells with the AND gates in their LUTs (about 40%% fewer array "
+                        "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
+                        "models, hw.top.cell_models)")
     p.add_argument("--lint", action="store_true",
-                   help="also run verilator --lint-only with the documented waivers")
+                   help="also run verilator --lint-only with the documented waivers "
+                        "(generic target only)")
     p.set_defaults(func=run)
 
 
@@ -46,8 +54,12 @@ def run(args):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", args.name):
         raise AnyprecError(f"--name must be a Verilog identifier (a letter or _, then "
                            f"letters, digits, _ or $), not {args.name!r}")
+    if args.lint and args.target != "generic":
+        raise AnyprecError(f"--lint checks the generic Verilog only: the {args.target} "
+                           "target instantiates vendor cells (CCU2C) that Verilator does "
+                           "not know")
     cfg = config_from_args(args)
-    text = generate_verilog(cfg, name=args.name)
+    text = generate_verilog(cfg, name=args.name, target=args.target)
     if args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -58,7 +70,8 @@ def run(args):
     except OSError as e:
         raise AnyprecError(f"cannot write {out}: {e.strerror}") from None
     w = cfg.widths
-    print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}")
+    print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}"
+          + ("" if args.target == "generic" else f", {args.target} target"))
     print(f"  widths: accumulator {w.acc_bits} b, D {w.d_bits} b, requant V {w.v_bits} b; "
           f"weight memory {cfg.depth_words} x {cfg.word_bits} b")
     if args.lint:
