@@ -8,7 +8,7 @@ the MAC array reads whole chunks, and padding columns must contribute nothing. T
 also sums what it wrote: the ``sum x`` of the correction term Q (docs/arithmetic.md 5).
 """
 
-from amaranth import Module, Signal, Cat, Const
+from amaranth import Module, Signal, Const
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,7 +38,8 @@ class ActWriter(wiring.Component):
     valid : In(1)
         ``values[0 .. n-1]`` are the next ``n`` activations.
     n : In(range(lanes + 1))
-        How many (1 when ``lanes`` is 1). Lanes at and above ``n`` must be zero.
+        How many, 1 .. ``lanes`` when ``valid`` (ignored, taken as 1, when ``lanes`` is 1).
+        Lanes at and above ``n`` must be zero.
     values : In(lanes * abits)
         Lane i at bits ``[i*A, (i+1)*A)``.
     flush : In(1)
@@ -81,14 +82,28 @@ class ActWriter(wiring.Component):
         total = vals[0]
         for v in vals[1:]:
             total = total + v
+        n = self.n if LN > 1 else Const(1)
         nxt = Signal(range(C + LN + 1))
-        m.d.comb += nxt.eq(lane + self.n)
+        m.d.comb += nxt.eq(lane + n)
+        # Does this group complete the word (lane + n >= C)? As lane >= C - n: constant
+        # compares of the lane register, selected by n, so that nothing wide sits between
+        # the inputs and the write. valid and n come from the core's source multiplexer
+        # (host or requantisers), and an adder on n plus a compare behind it was the
+        # critical path of the 16x16 and 32x32 bench builds (9.9 ns, docs/boards.md).
+        full = Signal()
+        if LN == 1:
+            m.d.comb += full.eq(lane >= C - 1)
+        else:
+            with m.Switch(n):
+                for i in range(1, LN + 1):
+                    with m.Case(i):
+                        m.d.comb += full.eq(lane >= C - i)
 
         with m.If(self.start):
             m.d.sync += [lane.eq(0), word.eq(0), addr.eq(0), self.sum.eq(0), self.count.eq(0)]
         with m.Elif(self.valid):
-            m.d.sync += [self.sum.eq(self.sum + total), self.count.eq(self.count + self.n)]
-            with m.If(nxt >= C):
+            m.d.sync += [self.sum.eq(self.sum + total), self.count.eq(self.count + n)]
+            with m.If(full):
                 m.d.comb += [self.wr_en.eq(1), self.wr_data.eq(merged)]
                 m.d.sync += [lane.eq(0), word.eq(0), addr.eq(addr + 1)]
             with m.Else():
