@@ -97,7 +97,9 @@ class ActWriter(wiring.Component):
             with m.Switch(n):
                 for i in range(1, LN + 1):
                     with m.Case(i):
-                        m.d.comb += full.eq(lane >= C - i)
+                        # C - i <= 0 (C = lanes): always complete; a compare with 0 would
+                        # be constant, which Verilator's lint rejects (UNSIGNED).
+                        m.d.comb += full.eq(lane >= C - i if C - i > 0 else 1)
 
         with m.If(self.start):
             m.d.sync += [lane.eq(0), word.eq(0), addr.eq(0), self.sum.eq(0), self.count.eq(0)]

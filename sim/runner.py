@@ -136,7 +136,7 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
     setup_env()
     models = cell_models(target)       # also rejects an unknown target
     key_src = json.dumps({"cfg": cfg.to_dict(), "sim": sim, "waves": bool(waves),
-                          "target": target,
+                          "target": target, "models": hashlib.sha256(models.encode()).hexdigest(),
                           "public_all": bool(os.environ.get("ANYPREC_PUBLIC_ALL")),
                           "tools": tool_versions(sim), "src": _source_digest()},
                          sort_keys=True)
