@@ -87,9 +87,10 @@ def test_matvec_random(sim, name):
 
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("name", ["default", "odd"])
+@pytest.mark.parametrize("name", [pytest.param("default", marks=pytest.mark.slow), "odd"])
 def test_matvec_random_ecp5_cells(sim, name):
     """The Verilog of an ECP5 build (the MAC array's first adder level in CCU2C carry
     cells, hw/lane.py ``and_add_pair``) on yosys' models of those cells: bit-exact too.
-    "odd" has C = 5 (one cell left unpaired) and A = 3."""
+    "odd" has C = 5 (one cell left unpaired) and A = 3; the 8x8 default runs in
+    ``make test-all`` (the fast suite's time budget)."""
     _check(CONFIGS[name], sim, 5151 + len(name), f"{name} (ecp5 target)", target="ecp5")
