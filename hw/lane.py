@@ -209,24 +209,6 @@ class MacArray(wiring.Component):
                     m.d.sync += p.eq(wcell * xs[c])
                 level.append(p)
             lvl = 0
-            if fold and C > 1:
-                # Level 1 from the cells' weight bits and activations directly (the AND
-                # gates inside the carry cells' LUTs); same registers and widths as the
-                # generic level 1 below.
-                nxt = []
-                for i in range(0, C, 2):
-                    s = Signal(A + 1 if i + 1 < C else A, name=f"s_{r}_0_{i // 2}",
-                               attrs={"keep": 1})
-                    if i + 1 < C:
-                        w0 = self.w[r * C + i]
-                        w1 = self.w[r * C + i + 1]
-                        m.d.sync += s.eq(and_add_pair(m, w0, xs[i], w1, xs[i + 1],
-                                                      fold=True, name=f"pa_{r}_{i // 2}"))
-                    else:
-                        m.d.sync += s.eq(level[i])
-                    nxt.append(s)
-                level = nxt
-                lvl = 1
             while len(level) > 1:
                 nxt = []
                 for i in range(0, len(level), 2):
@@ -234,7 +216,14 @@ class MacArray(wiring.Component):
                         a, b = level[i], level[i + 1]
                         s = Signal(max(len(a), len(b)) + 1, name=f"s_{r}_{lvl}_{i // 2}",
                                    attrs={"keep": 1})
-                        m.d.sync += s.eq(a + b)
+                        if lvl == 0 and fold:
+                            # The same sum from the cells' weight bits and activations, the
+                            # AND gates inside the carry cells' LUTs (a and b go unused).
+                            m.d.sync += s.eq(and_add_pair(
+                                m, self.w[r * C + i], xs[i], self.w[r * C + i + 1], xs[i + 1],
+                                fold=True, name=f"pa_{r}_{i // 2}"))
+                        else:
+                            m.d.sync += s.eq(a + b)
                     else:
                         s = Signal(len(level[i]), name=f"s_{r}_{lvl}_{i // 2}",
                                    attrs={"keep": 1})
