@@ -74,7 +74,11 @@ class FrameDelimiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = Signal(range(MAX_FRAME_BYTES + 1))    # bytes of this frame so far
-        total = Signal(range(MAX_FRAME_BYTES + 1))    # frame size, once bytes 2-3 are in
+        total_w = len(Signal(range(MAX_FRAME_BYTES + 1)))
+        # Index of the frame's last byte, once bytes 2-3 are in: the frame size minus one,
+        # one bit wider so that a size of 0 (wrapped) never matches. Stored instead of the
+        # size so that the per-byte test is a compare, not an add and a compare (Fmax).
+        last_idx = Signal(total_w + 1)
         len_lo = Signal(8)
         idle = Signal(range(self._timeout + 1))
         owe = Signal()                                # a terminating zero byte is due
@@ -103,13 +107,14 @@ class FrameDelimiter(wiring.Component):
         # Input: count the byte, find the frame size, mark the last byte.
         with m.If(self.i.valid):
             is_last = Signal()
-            m.d.comb += is_last.eq((count >= 4) & (count + 1 == total))
+            m.d.comb += is_last.eq((count >= 4) & (count == last_idx))
             m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
                          idle.eq(0), count.eq(Mux(is_last, 0, count + 1))]
             with m.If(count == 2):
                 m.d.sync += len_lo.eq(self.i.payload)
             with m.If(count == 3):
-                m.d.sync += total.eq((Cat(len_lo, self.i.payload) + 2) << 2)
+                size = ((Cat(len_lo, self.i.payload) + 2) << 2)[:total_w]
+                m.d.sync += last_idx.eq(size - 1)
         with m.Elif(count != 0):
             with m.If(idle == self._timeout - 1):
                 m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0),
