@@ -21,8 +21,8 @@ __all__ = ["Requant"]
 
 
 class Requant(wiring.Component):
-    """Nine-stage requantiser (input register, two multiply steps, scale, offset, round,
-    two shift steps, saturate).
+    """Nine-stage requantiser (input register, two multiply steps, scale, offset, two shift
+    steps, round, saturate).
 
     Parameters
     ----------
@@ -69,18 +69,14 @@ class Requant(wiring.Component):
         # the decoders off the datapath's critical paths (Fmax, docs/boards.md).
         ash = Signal(range(A))
         s = Signal(range(max_s + 1))
-        big = Signal()
-        s_eff = Signal(range(self._v_bits))
-        half = Signal(unsigned(self._v_bits - 1))
+        s_eff = Signal(range(self._round_bits))
         hi = Signal(signed(33))
         lo = Signal(signed(33))
         # Two register levels: S first, then everything derived from it.
         m.d.sync += [
             s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out))),
             ash.eq(A - self.a_in),
-            big.eq(s >= self._v_bits),
-            s_eff.eq(Mux(s >= self._v_bits, 0, s)),
-            half.eq(Mux((s == 0) | (s >= self._v_bits), 0, (1 << s) >> 1)),
+            s_eff.eq(Mux(s >= self._round_bits, self._round_bits - 1, s)),
             hi.eq(Mux(self.final, (1 << 31) - 1, (1 << self.a_out) - 1)),
             lo.eq(Mux(self.final, -(1 << 31), 0)),
         ]
@@ -128,20 +124,24 @@ class Requant(wiring.Component):
         v2 = Signal()
         m.d.sync += [v.eq(scaled + b2), v2.eq(v2a)]
 
-        # Stage 3: round half up, then shift right by S. Since |V| < 2^(v_bits-1), any
-        # S >= v_bits gives exactly 0 (V + 2^(S-1) lies in (0, 2^S)); handling that case
-        # apart keeps the rounding constant, and the adder, within v_bits.
-        rounded = Signal(signed(self._round_bits))
-        v3a = Signal()
-        m.d.sync += [rounded.eq(v + half), v3a.eq(v2)]
-        # The shift right by S in two steps (multiples of 8, then 0..7): one barrel
-        # shifter of round_bits x 6 levels was too deep for one cycle.
+        # Stage 3: round half up and shift right by S, as (floor(2V / 2^S) + 1) >> 1, which
+        # equals floor((V + 2^(S-1)) / 2^S) for S >= 1 and V for S = 0: the shift works on
+        # 2V (round_bits wide) and the rounding is an increment after it, so no 2^(S-1)
+        # constant is needed. Since |2V| < 2^(round_bits-1), any S >= round_bits-1 gives
+        # floor(2V / 2^S) in {-1, 0} and so y = 0: S is capped there (``s_eff``).
+        # The shift in two steps (multiples of 8, then 0..7): one barrel shifter of
+        # round_bits x 6 levels was too deep for one cycle.
         coarse = Signal(signed(self._round_bits))
+        v3a = Signal()
+        m.d.sync += [coarse.eq((v << 1) >> Cat(Const(0, 3), s_eff[3:])), v3a.eq(v2)]
+        t = Signal(signed(self._round_bits))
         v3b = Signal()
-        m.d.sync += [coarse.eq(rounded >> Cat(Const(0, 3), s_eff[3:])), v3b.eq(v3a)]
-        r = Signal(signed(self._round_bits))
+        m.d.sync += [t.eq(coarse >> s_eff[:3]), v3b.eq(v3a)]
+        t1 = Signal(signed(self._round_bits))
         v3 = Signal()
-        m.d.sync += [r.eq(Mux(big, 0, coarse >> s_eff[:3])), v3.eq(v3b)]
+        m.d.sync += [t1.eq(t + 1), v3.eq(v3b)]
+        r = Signal(signed(self._round_bits - 1))
+        m.d.comb += r.eq(t1 >> 1)
 
         # Stage 4: saturate.
         m.d.sync += [
