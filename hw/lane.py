@@ -175,10 +175,12 @@ class MacArray(wiring.Component):
 
     @property
     def product_stages(self):
-        """Register stages after the products: one for full multipliers (the bit-parallel
-        baseline, so that its multipliers are pipelined like the serial array's adder
-        tree, a fair Fmax comparison), none for the serial design's AND gates."""
-        return 1 if self._wbits > 1 else 0
+        """Register stages after the products: two for full multipliers (the bit-parallel
+        baseline: each multiplier's operands are registered per cell, then its product,
+        as a careful user pipelines a multiplier so that the placer can put both register
+        ranks next to the DSP block; a fair Fmax comparison), none for the serial design's
+        AND gates."""
+        return 2 if self._wbits > 1 else 0
 
     @property
     def latency(self):
@@ -197,8 +199,8 @@ class MacArray(wiring.Component):
                             else self._fold_and)
 
         for r in range(R):
-            # Level 0: one product per cell (AND for a plane bit, multiply for a full code,
-            # registered: see ``product_stages``).
+            # Level 0: one product per cell (AND for a plane bit; multiply for a full code,
+            # operands and product registered: see ``product_stages``).
             level = []
             for c in range(C):
                 wcell = self.w[(r * C + c) * WB:(r * C + c + 1) * WB]
@@ -206,7 +208,9 @@ class MacArray(wiring.Component):
                 if WB == 1:
                     m.d.comb += p.eq(Mux(wcell[0], xs[c], 0))
                 else:
-                    m.d.sync += p.eq(wcell * xs[c])
+                    wq = Signal(WB, name=f"wq_{r}_{c}")
+                    xq = Signal(A, name=f"xq_{r}_{c}")
+                    m.d.sync += [wq.eq(wcell), xq.eq(xs[c]), p.eq(wq * xq)]
                 level.append(p)
             lvl = 0
             while len(level) > 1:

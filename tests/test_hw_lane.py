@@ -103,7 +103,7 @@ def test_parallel_array_full_codes(rows, cols, n, a, k_in):
     rng = np.random.default_rng(seed)
     acc_bits = arith.widths(n, a, k_in).acc_bits
     dut = MacArray(rows=rows, cols=cols, abits=a, acc_bits=acc_bits, wbits=n)
-    assert dut.latency == dut.tree_depth + 2
+    assert dut.latency == dut.tree_depth + 3
     chunks = -(-k_in // cols)
     tiles = [(rng.integers(0, 1 << n, (rows, k_in)), rng.integers(0, 1 << a, k_in))
              for _ in range(3)]
