@@ -21,8 +21,8 @@ __all__ = ["Requant"]
 
 
 class Requant(wiring.Component):
-    """Nine-stage requantiser (input register, two multiply steps, scale, offset, two shift
-    steps, round, saturate).
+    """Nine-stage requantiser (input register, scale, multiply, offset, high partial product,
+    two shift steps, round, saturate).
 
     Parameters
     ----------
@@ -88,41 +88,43 @@ class Requant(wiring.Component):
         v0 = Signal()
         m.d.sync += [d0.eq(self.d), m0.eq(self.m), b0.eq(self.b), v0.eq(self.valid)]
 
-        # Stage 1: the multiply as two partial products that each fit one 18x18 DSP
-        # (d = d_hi * 2^17 + d_lo, d_lo unsigned), added in stage 1b: a d_bits x 16
-        # product was two DSPs and a carry chain in one cycle (Fmax).
-        LO = 17
-        pw = self._d_bits + M_BITS
-        if self._d_bits > LO:
-            p_lo = Signal(signed(LO + 1 + M_BITS))
-            p_hi = Signal(signed(pw))
-            b1a = Signal(signed(B_BITS))
-            v1a = Signal()
-            m.d.sync += [p_lo.eq(d0[:LO].as_unsigned() * m0),
-                         p_hi.eq(d0[LO:].as_signed() * m0), b1a.eq(b0), v1a.eq(v0)]
-            prod = Signal(signed(pw))
-            b1 = Signal(signed(B_BITS))
-            v1 = Signal()
-            m.d.sync += [prod.eq((p_hi << LO) + p_lo), b1.eq(b1a), v1.eq(v1a)]
-        else:
-            # One register stage more, so that the latency does not depend on widths.
-            p = Signal(signed(pw))
-            b1a = Signal(signed(B_BITS))
-            v1a = Signal()
-            m.d.sync += [p.eq(d0 * m0), b1a.eq(b0), v1a.eq(v0)]
-            prod = Signal(signed(pw))
-            b1 = Signal(signed(B_BITS))
-            v1 = Signal()
-            m.d.sync += [prod.eq(p), b1.eq(b1a), v1.eq(v1a)]
+        # Stage 1: scale D by 2^(A - a_in) before the multiply (V = (D 2^ash) m + b): the
+        # shifter is D-wide instead of product-wide, and b can join the partial products.
+        ds_bits = self._d_bits + A - 1
+        ds = Signal(signed(ds_bits))
+        m1 = Signal.like(self.m)
+        b1 = Signal.like(self.b)
+        v1 = Signal()
+        m.d.sync += [ds.eq(d0 << ash), m1.eq(m0), b1.eq(b0), v1.eq(v0)]
 
-        # Stage 2: scale by 2^(A - a_in); stage 3: add the offset.
-        scaled = Signal(signed(self._v_bits))
-        b2 = Signal(signed(B_BITS))
-        v2a = Signal()
-        m.d.sync += [scaled.eq(prod << ash), b2.eq(b1), v2a.eq(v1)]
+        # Stages 2-4: the multiply as partial products that each fit one 18x18 DSP
+        # (ds = ds_hi 2^17 + ds_lo, ds_lo unsigned); b added to the low one, then the high
+        # one added: a ds_bits x 16 product was two DSPs and a carry chain in one cycle.
+        LO = 17
         v = Signal(signed(self._v_bits))
         v2 = Signal()
-        m.d.sync += [v.eq(scaled + b2), v2.eq(v2a)]
+        if ds_bits > LO:
+            p_lo = Signal(signed(LO + 1 + M_BITS))
+            p_hi = Signal(signed(ds_bits - LO + M_BITS))
+            b2 = Signal.like(self.b)
+            v2a = Signal()
+            m.d.sync += [p_lo.eq(ds[:LO].as_unsigned() * m1),
+                         p_hi.eq(ds[LO:].as_signed() * m1), b2.eq(b1), v2a.eq(v1)]
+            lo_b = Signal(signed(max(LO + 1 + M_BITS, B_BITS) + 1))
+            ph = Signal.like(p_hi)
+            v2b = Signal()
+            m.d.sync += [lo_b.eq(p_lo + b2), ph.eq(p_hi), v2b.eq(v2a)]
+            m.d.sync += [v.eq((ph << LO) + lo_b), v2.eq(v2b)]
+        else:
+            # The same three stages, so that the latency does not depend on widths.
+            p = Signal(signed(ds_bits + M_BITS))
+            b2 = Signal.like(self.b)
+            v2a = Signal()
+            m.d.sync += [p.eq(ds * m1), b2.eq(b1), v2a.eq(v1)]
+            pb = Signal(signed(self._v_bits))
+            v2b = Signal()
+            m.d.sync += [pb.eq(p + b2), v2b.eq(v2a)]
+            m.d.sync += [v.eq(pb), v2.eq(v2b)]
 
         # Stage 3: round half up and shift right by S, as (floor(2V / 2^S) + 1) >> 1, which
         # equals floor((V + 2^(S-1)) / 2^S) for S >= 1 and V for S = 0: the shift works on
