@@ -734,6 +734,13 @@ class AnyprecCore(wiring.Component):
         m.d.comb += new_end.eq(w3 + span)
         loop_i = Signal(range(max(L, cfg.max_m) + 2))
         cp_base = Signal(range(max(tab_depth, 2)))
+        # The LOAD_REQUANT copy's write position (table word, lane), advanced row by row:
+        # computing cp_base + (loop_i - 1) / DL in the copy cycle was two carry chains in
+        # front of the block RAM's address (the iCESugar-Pro's and at times the 85F's
+        # critical path, docs/boards.md). Reset to (cp_base, 0) outside the copy.
+        cp_waddr = Signal.like(cp_base)
+        cp_lane = Signal(range(max(DL, 2)))
+        m.d.sync += [cp_waddr.eq(cp_base), cp_lane.eq(0)]
         resp_len = Signal(16)
 
         # Registered checks (state PRE) for CHECK.
@@ -909,11 +916,12 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += loop_i.eq(loop_i + 1)
                 with m.If(loop_i != 0):
                     # Row i = loop_i - 1 is lane i mod DL of word cp_base + i / DL.
-                    row_i = Signal.like(loop_i)
-                    m.d.comb += [row_i.eq(loop_i - 1), tab_we.eq(1),
-                                 tab_waddr.eq(cp_base + (row_i >> (DL.bit_length() - 1))),
+                    m.d.comb += [tab_we.eq(1), tab_waddr.eq(cp_waddr),
                                  tab_w.data.eq(stage_r.data.as_value().replicate(DL)),
-                                 tab_w.en.eq(Const(1, DL) << row_i[:DL.bit_length() - 1])]
+                                 tab_w.en.eq(Const(1, DL) << cp_lane)]
+                    last_lane = cp_lane == DL - 1
+                    m.d.sync += [cp_lane.eq(Mux(last_lane, 0, cp_lane + 1)),
+                                 cp_waddr.eq(cp_waddr + last_lane)]
                 with m.If(loop_i == pc_ms):
                     m.d.sync += f_mask[e_layer].eq(pc_mask)
                     m.d.comb += [shifts_w.addr.eq(pc_saddr),
