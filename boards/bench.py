@@ -77,11 +77,12 @@ QUICK_POINTS = [
     Point("parallel-lut", "ulx3s-85f", 8, 8), Point("parallel-dsp", "ulx3s-85f", 8, 8),
     Point("serial", "icebreaker", 1, 4, ref=64),
 ]
-#: The full sweep (`anyprec bench --full`): 4x4, 8x8, 16x16 of each design, and 12x12 with
-#: DSPs (144 of the 85F's 156 multipliers: the largest DSP array).
+#: The full sweep (`anyprec bench --full`): 4x4, 8x8, 16x16 of each design, and 10x10 with
+#: DSPs (100 of the 85F's 156 multipliers: the largest DSP array that nextpnr routes; 12x12
+#: did not finish routing in 26 to 47 minutes with either router, docs/performance.md).
 DEFAULT_POINTS = [
     Point(d, "ulx3s-85f", n, n) for d in DESIGNS for n in (4, 8, 16)
-] + [Point("parallel-dsp", "ulx3s-85f", 12, 12), Point("serial", "icebreaker", 1, 4, ref=64),
+] + [Point("parallel-dsp", "ulx3s-85f", 10, 10), Point("serial", "icebreaker", 1, 4, ref=64),
      Point("serial", "icebreaker", 4, 4, ref=64)]
 
 
@@ -323,6 +324,12 @@ def markdown(rep, plot_name="performance.png"):
         "| MMAC/s k=1 | k=2 | k=4 | k=8 | kMAC/s/LUT k=1 | k=8 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # One footnote per included build setting (file, date, clock constraint): (b), (c), ...
+    def _inc_key(p):
+        return (p["included_from"], p.get("measured_on", "?"), p.get("clock_constraint_mhz"))
+    inc = sorted({_inc_key(p) for p in rep["points"] if p.get("included_from")},
+                 key=lambda t: (t[0], t[1], t[2] or 0))
+    label = {key: f"({chr(ord('b') + i)})" for i, key in enumerate(inc)}
     for p in rep["points"]:
         if "error" in p:
             lines.append(f"| {p['design']} | {p['board']} | {p['rows']}x{p['cols']} | "
@@ -331,18 +338,15 @@ def markdown(rep, plot_name="performance.png"):
         m = p["mac_per_s"]
         ml = p["mac_per_s_per_lut"]
         mark = (f", DL {p['drain_lanes']}" if "drain_lanes" in p else "") + (
-            " (b)" if p.get("included_from") else "")
+            f" {label[_inc_key(p)]}" if p.get("included_from") else "")
         lines.append(
             f"| {p['design']} | {p['board']} | {p['rows']}x{p['cols']}{mark} | {p['luts']} | "
             f"{p['ffs']} | {p['brams']} | {p['dsps']} | {p['fmax_mhz']:.1f} | "
             f"{p['utilisation']['1']:.3f} | {p['utilisation']['8']:.3f} | "
             f"{m['1'] / 1e6:.0f} | {m['2'] / 1e6:.0f} | {m['4'] / 1e6:.0f} | "
             f"{m['8'] / 1e6:.0f} | {ml['1'] / 1e3:.1f} | {ml['8'] / 1e3:.1f} |")
-    inc = sorted({(p["included_from"], p.get("measured_on", "?"),
-                   p.get("clock_constraint_mhz")) for p in rep["points"]
-                  if p.get("included_from")})
     if inc:
-        lines += [""] + [f"(b) measured on {d} by the same flow" +
+        lines += [""] + [f"{label[(f, d, c)]} measured on {d} by the same flow" +
                          (f", place and route constrained at {c:g} MHz" if c else "") +
                          f", and included from `{f}` (`make bench-device`: builds too long "
                          "for the subset)." for f, d, c in inc]

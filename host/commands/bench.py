@@ -20,7 +20,7 @@ def register(sub):
                    "the simulation flow's speed against a bare Verilator run.",
                    ["anyprec bench                       # representative subset",
                     "anyprec bench --full --json > bench.json",
-                    "anyprec bench --points serial:ulx3s-85f:16x16,parallel-dsp:ulx3s-85f:12x12",
+                    "anyprec bench --points serial:ulx3s-85f:16x16,parallel-dsp:ulx3s-85f:10x10",
                     "anyprec bench --scheduler tcp://10.0.0.5:8786 --full",
                     "anyprec bench --write-docs         # docs/performance.md + plot",
                     "anyprec bench --include docs/performance-device.json --write-docs"])
