@@ -135,10 +135,10 @@ BOARDS = {b.name: b for b in (
         default=_cfg(1, 4),
         fits=False,
         notes="Does not fit yet: the protocol core's controller, CRCs and requantiser "
-              "alone need more than the UP5K's 5,280 logic cells: a 1x4 array needs about "
-              "6,300 (yosys estimate, 120%; docs/boards.md). Memories are fine: the weight "
-              "and requantisation memories map to SPRAM. The busy LED is on the snap-off "
-              "PMOD.",
+              "alone need more than the UP5K's 5,280 logic cells: a 1x4 array needs 6,375 "
+              "(nextpnr, 120%; 5,658 with --layers 1; docs/boards.md). Memories are fine: "
+              "the weight and requantisation memories map to SPRAM. The busy LED is on the "
+              "snap-off PMOD.",
         synth_opts=("-dsp", "-spram"),
     ),
     Board(
