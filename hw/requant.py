@@ -10,7 +10,7 @@ with ``S = shift + (A - a_out)``, ``[lo, hi] = [0, 2^a_out - 1]`` for a hidden l
 ``golden.arith.widths`` derives, so no stage wraps.
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, Const, signed
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -126,7 +126,7 @@ class Requant(wiring.Component):
             m.d.sync += [pb.eq(p + b2), v2b.eq(v2a)]
             m.d.sync += [v.eq(pb), v2.eq(v2b)]
 
-        # Stage 3: round half up and shift right by S, as (floor(2V / 2^S) + 1) >> 1, which
+        # Stages 5-7: round half up and shift right by S, as (floor(2V / 2^S) + 1) >> 1, which
         # equals floor((V + 2^(S-1)) / 2^S) for S >= 1 and V for S = 0: the shift works on
         # 2V (round_bits wide) and the rounding is an increment after it, so no 2^(S-1)
         # constant is needed. Since |2V| < 2^(round_bits-1), any S >= round_bits-1 gives
@@ -145,7 +145,7 @@ class Requant(wiring.Component):
         r = Signal(signed(self._round_bits - 1))
         m.d.comb += r.eq(t1 >> 1)
 
-        # Stage 4: saturate.
+        # Stage 8: saturate.
         m.d.sync += [
             self.o_value.eq(Mux(r > hi, hi, Mux(r < lo, lo, r))),
             self.o_valid.eq(v3),

@@ -178,7 +178,8 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
     # Included points built at different clock constraints get footnotes of their own.
     assert "| 32x32 (b) |" in md and "| 12x12 (c) |" in md
     assert "(b) measured on 2026-11-22 by the same flow, and included" in md
-    assert "(c) measured on 2026-11-22 by the same flow, place and route constrained at 90 MHz" in md
+    assert ("(c) measured on 2026-11-22 by the same flow, place and route constrained at "
+            "90 MHz") in md
     assert merged["summary"]["whole_device_pairs"]["1"] == (
         "32x32 serial vs 12x12 parallel-dsp (146 DSPs)")
     assert merged["summary"]["whole_device_ratio"]["1"] == pytest.approx(
