@@ -74,11 +74,10 @@ class FrameDelimiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = Signal(range(MAX_FRAME_BYTES + 1))    # bytes of this frame so far
-        total_w = len(Signal(range(MAX_FRAME_BYTES + 1)))
         # Index of the frame's last byte, once bytes 2-3 are in: the frame size minus one,
         # one bit wider so that a size of 0 (wrapped) never matches. Stored instead of the
         # size so that the per-byte test is a compare, not an add and a compare (Fmax).
-        last_idx = Signal(total_w + 1)
+        last_idx = Signal(len(count) + 1)
         len_lo = Signal(8)
         idle = Signal(range(self._timeout + 1))
         owe = Signal()                                # a terminating zero byte is due
@@ -113,7 +112,7 @@ class FrameDelimiter(wiring.Component):
             with m.If(count == 2):
                 m.d.sync += len_lo.eq(self.i.payload)
             with m.If(count == 3):
-                size = ((Cat(len_lo, self.i.payload) + 2) << 2)[:total_w]
+                size = ((Cat(len_lo, self.i.payload) + 2) << 2)[:len(count)]
                 m.d.sync += last_idx.eq(size - 1)
         with m.Elif(count != 0):
             with m.If(idle == self._timeout - 1):
