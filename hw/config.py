@@ -11,11 +11,15 @@ import math
 from ..golden.arith import widths as _widths, M_BITS, B_BITS
 from ..golden.errors import ConfigError
 
-__all__ = ["AnyprecConfig", "DESIGNS", "auto_drain"]
+__all__ = ["AnyprecConfig", "DESIGNS", "TARGETS", "auto_drain"]
 
 #: Datapath variants: the bit-serial precision-scalable array, and the bit-parallel int-N
 #: baseline (fixed at N-bit weights) used for comparison (issue 7).
 DESIGNS = ("serial", "parallel")
+
+#: Verilog targets (hw/top.py ``generate_verilog``): plain, an ECP5 build's, an iCE40
+#: build's. Here, without Amaranth, so the CLI can offer them cheaply.
+TARGETS = ("generic", "ecp5", "ice40")
 
 _LIMITS = {
     "rows": (1, 256), "cols": (1, 256), "max_wbits": (1, 16), "max_abits": (1, 16),

@@ -37,6 +37,7 @@ from .stream import WORD_STREAM, Skid
 from .framing import RxFramer, TxFramer
 from .actbuf import ActWriter
 from .engine import LayerEngine, MODE_RAW, MODE_HIDDEN, MODE_FINAL
+from .lane import is_ice40
 
 __all__ = ["AnyprecCore"]
 
@@ -79,11 +80,6 @@ def _ceil_div_reg(m, value, divisor, q_max, name):
 #: Words per weight-memory bank: one ECP5 DP16KD holds 512 x 36, so a bank of 512 words
 #: maps to block RAMs side by side with no depth multiplexer behind their outputs.
 WMEM_BANK = 512
-
-
-def _is_ice40(platform):
-    """iCE40 keeps one bank: its single-port SPRAMs are 16K words deep."""
-    return str(getattr(platform, "device", "")).upper().startswith("ICE40")
 
 
 class _Port:
@@ -187,8 +183,8 @@ class AnyprecCore(wiring.Component):
         m.submodules.wmem = wmem = BankedMemory(
             width=cfg.word_bits, depth=depth,
             granularity=None if serial else cfg.slice_bits,
-            bank_depth=depth if _is_ice40(platform) else WMEM_BANK,
-            hold_read=_is_ice40(platform))
+            bank_depth=depth if is_ice40(platform) else WMEM_BANK,
+            hold_read=is_ice40(platform))
         wmem_w, wmem_r = wmem.w, wmem.r
         acts = []
         for b in range(2):
@@ -197,8 +193,8 @@ class AnyprecCore(wiring.Component):
             acts.append((mem.write_port(), mem.read_port(domain="sync")))
         m.submodules.tab = tab = BankedMemory(
             width=_TAB.size * DL, depth=tab_depth, granularity=_TAB.size,
-            bank_depth=tab_depth if _is_ice40(platform) else WMEM_BANK,
-            hold_read=_is_ice40(platform))
+            bank_depth=tab_depth if is_ice40(platform) else WMEM_BANK,
+            hold_read=is_ice40(platform))
         tab_w, tab_r = tab.w, tab.r
         m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
         stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
@@ -217,9 +213,10 @@ class AnyprecCore(wiring.Component):
         # The FIFO's block RAM has a slow clock-to-out (5.8 ns on an ECP5 DP16KD without
         # its output register), so its data goes straight into a flip-flop (``fifo_d``,
         # only an enable), then through a register slice to the response multiplexer
-        # (Fmax). A word is read only when the slice is sure to take it: one word every
+        # (Fmax; on iCE40 a slice without its spare). A word is read only when the slice
+        # is sure to take it (either kind): one word every
         # two cycles at most, faster than any stream width drains 32-bit words but w32.
-        m.submodules.fifo_q = fifo_q = Skid(unsigned(32))
+        m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not is_ice40(platform))
         fifo_d = Signal(32)
         fifo_dv = Signal()
         fifo_ren = Signal()
@@ -261,8 +258,8 @@ class AnyprecCore(wiring.Component):
         f_jrun = field("j_run", range(cfg.chunks_max + 1))
 
         # ------------------------------------------------------------- submodules
-        m.submodules.rxf = rxf = RxFramer()
-        m.submodules.txf = txf = TxFramer()
+        m.submodules.rxf = rxf = RxFramer(serial_crc=is_ice40(platform))
+        m.submodules.txf = txf = TxFramer(serial_crc=is_ice40(platform))
         wiring.connect(m, wiring.flipped(self.i), rxf.i)
         wiring.connect(m, txf.o, wiring.flipped(self.o))
         m.submodules.writer = writer = ActWriter(

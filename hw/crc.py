@@ -1,11 +1,13 @@
-"""Word-parallel CRC-32 (ISO-HDLC: the CRC of Ethernet and zlib), 32 bits per cycle.
+"""CRC-32 (ISO-HDLC: the CRC of Ethernet and zlib) of 32-bit words, one word per cycle or,
+for small devices, one bit per cycle.
 
 The reflected CRC absorbs a little-endian 32-bit word by XORing it into the state and
 shifting 32 times; that map is linear over GF(2), so each next-state bit is the XOR of a
 fixed subset of the 32 bits of ``state ^ word``. The subsets are computed here in Python.
+The serial form XORs the word in and then takes the 32 shift steps one per cycle.
 """
 
-from amaranth import Module, Signal, Cat
+from amaranth import Module, Signal, Cat, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,25 +31,48 @@ def crc32_matrix():
 class Crc32(wiring.Component):
     """Running CRC-32 of the words absorbed since the last ``clear``.
 
+    Parameters
+    ----------
+    serial : bool
+        Absorb a word over 33 cycles (one shift step per cycle after the XOR) in about a
+        quarter of the logic: ``busy`` is high for the 32 cycles after ``en``, and ``en``
+        must wait for it to fall. iCE40 builds (hw/lane.py ``is_ice40``), whose UART
+        brings a word every few hundred cycles.
+
     Members
     -------
     clear : In(1)
         Restart (state ``0xFFFFFFFF``); wins over ``en`` in the same cycle.
     en : In(1)
-        Absorb ``data`` this cycle.
+        Absorb ``data`` this cycle (``data`` is needed in this cycle only).
     data : In(32)
         The word, little-endian byte order as on the wire.
     value : Out(32)
-        CRC of the words absorbed so far (final XOR applied), valid the cycle after.
+        CRC of the words absorbed so far (final XOR applied), valid the cycle after (the
+        serial form: once ``busy`` is low).
+    busy : Out(1)
+        Serial form: still absorbing. Always low in the word-parallel form.
     """
-    clear: In(1)
-    en: In(1)
-    data: In(32)
-    value: Out(32)
+
+    def __init__(self, *, serial=False):
+        self._serial = bool(serial)
+        super().__init__({"clear": In(1), "en": In(1), "data": In(32), "value": Out(32),
+                          "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         state = Signal(32, init=0xFFFFFFFF)
+        if self._serial:
+            left = Signal(range(33))        # shift steps still to take
+            m.d.comb += [self.busy.eq(left != 0), self.value.eq(~state)]
+            with m.If(self.clear):
+                m.d.sync += [state.eq(0xFFFFFFFF), left.eq(0)]
+            with m.Elif(self.en):
+                m.d.sync += [state.eq(state ^ self.data), left.eq(32)]
+            with m.Elif(left != 0):
+                m.d.sync += [state.eq((state >> 1) ^ Mux(state[0], CRC32_POLY_REFLECTED, 0)),
+                             left.eq(left - 1)]
+            return m
         mixed = Signal(32)
         nxt = Signal(32)
         m.d.comb += mixed.eq(state ^ self.data)

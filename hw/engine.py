@@ -26,7 +26,7 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 from ..golden.arith import M_BITS, B_BITS, SHIFT_MAX
-from .lane import MacArray
+from .lane import MacArray, is_ice40
 from .requant import Requant
 
 __all__ = ["LayerEngine", "MODE_RAW", "MODE_HIDDEN", "MODE_FINAL", "W_LATENCY"]
@@ -247,7 +247,7 @@ class LayerEngine(wiring.Component):
         rqs = []
         for i in range(DL):
             rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits, v_bits=w.v_bits,
-                         round_bits=w.round_bits)
+                         round_bits=w.round_bits, compact=is_ice40(platform))
             m.submodules[f"requant{i}" if DL > 1 else "requant"] = rq
             m.d.comb += [
                 rq.valid.eq(dv_t & ~raw & (dn_t > i)), rq.d.eq(ds_t[i]),
@@ -258,7 +258,7 @@ class LayerEngine(wiring.Component):
             rqs.append(rq)
         # The group size travels with the requantisers' pipeline.
         rq_n = dn_t
-        for s_ in range(Requant.latency):
+        for s_ in range(rqs[0].latency):
             nxt = Signal.like(dn_t, name=f"rq_n{s_}")
             m.d.sync += nxt.eq(rq_n)
             rq_n = nxt

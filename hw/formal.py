@@ -927,7 +927,7 @@ def engine_bound(cfg):
     rd = cfg.rows // cfg.drain_lanes
     issue = cfg.tiles_max * max(cfg.max_wbits * cfg.chunks_max, rd)
     from .requant import Requant
-    return issue + tree + rd + Requant.latency + 8
+    return issue + tree + rd + Requant.FULL_LATENCY + 8
 
 
 class EngineSpec(Elaboratable):

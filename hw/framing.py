@@ -46,6 +46,12 @@ class RxFramer(wiring.Component):
         ``Status.OK``, ``TRUNCATED``, ``OVERSIZE`` or ``BAD_CRC``.
     idle : Out(1)
         Waiting for a header.
+
+    Parameters
+    ----------
+    serial_crc : bool
+        The bit-serial CRC (hw/crc.py): a payload or CRC word is taken only once the
+        previous word is absorbed, one word per 33 cycles (iCE40 builds).
     """
     i: In(WORD_STREAM)
     hold: In(1)
@@ -59,9 +65,13 @@ class RxFramer(wiring.Component):
     verdict: Out(8)
     idle: Out(1)
 
+    def __init__(self, *, serial_crc=False):
+        self._serial_crc = bool(serial_crc)
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc = Crc32()
+        m.submodules.crc = crc = Crc32(serial=self._serial_crc)
         take = Signal()
         last = self.i.payload.last
         data = self.i.payload.data
@@ -84,7 +94,8 @@ class RxFramer(wiring.Component):
                     with m.Else():
                         m.next = "PAY"
             with m.State("PAY"):
-                m.d.comb += [self.i.ready.eq(~self.hold), crc.en.eq(take), self.pay.eq(take)]
+                m.d.comb += [self.i.ready.eq(~self.hold & ~crc.busy), crc.en.eq(take),
+                             self.pay.eq(take)]
                 with m.If(take):
                     m.d.sync += self.idx.eq(self.idx + 1)
                     with m.If(last):
@@ -93,7 +104,7 @@ class RxFramer(wiring.Component):
                     with m.Elif(self.idx == self.length):
                         m.next = "CRCW"
             with m.State("CRCW"):
-                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += self.i.ready.eq(~crc.busy)
                 with m.If(take):
                     with m.If(~last):
                         m.d.sync += self.verdict.eq(Status.OVERSIZE)
@@ -131,6 +142,12 @@ class TxFramer(wiring.Component):
     o : Out(WORD_STREAM)
     busy : Out(1)
         From ``go`` until the CRC word has been accepted downstream... of the register.
+
+    Parameters
+    ----------
+    serial_crc : bool
+        The bit-serial CRC (hw/crc.py): a word is pushed only once the previous one is
+        absorbed, one word per 34 cycles (iCE40 builds).
     """
     go: In(1)
     op: In(8)
@@ -140,11 +157,15 @@ class TxFramer(wiring.Component):
     o: Out(WORD_STREAM)
     busy: Out(1)
 
+    def __init__(self, *, serial_crc=False):
+        self._serial_crc = bool(serial_crc)
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc = Crc32()
+        m.submodules.crc = crc = Crc32(serial=self._serial_crc)
         free = Signal()
-        m.d.comb += free.eq(~self.o.valid | self.o.ready)
+        pending = Signal()
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
@@ -152,7 +173,12 @@ class TxFramer(wiring.Component):
         # register: the payload may come straight from block RAM (the response FIFO),
         # and RAM + multiplexer + CRC in one cycle was a critical path (Fmax). The FSM
         # spends a cycle in PAY with ``left == 0`` before CRC, so the CRC is complete.
-        pending = Signal()
+        # The serial CRC takes a word only when idle: no push while one is pending or
+        # being absorbed (the CRC word waits for the last one the same way).
+        if self._serial_crc:
+            m.d.comb += free.eq((~self.o.valid | self.o.ready) & ~pending & ~crc.busy)
+        else:
+            m.d.comb += free.eq(~self.o.valid | self.o.ready)
         m.d.sync += pending.eq(0)
         with m.If(pending):
             m.d.comb += [crc.en.eq(1), crc.data.eq(self.o.payload.data)]

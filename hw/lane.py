@@ -26,7 +26,7 @@ from amaranth import Module, Signal, Mux, Const, Instance, Elaboratable
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MacArray", "AndAddPair", "fold_and_for"]
+__all__ = ["MacArray", "AndAddPair", "fold_and_for", "is_ice40"]
 
 
 def fold_and_for(platform):
@@ -34,6 +34,14 @@ def fold_and_for(platform):
     to ``"ecp5"``; :func:`anyprec.hw.top.generate_verilog` passes a stand-in with the same
     attribute), whose CCU2C carry cells can absorb the serial array's AND gates."""
     return getattr(platform, "family", None) == "ecp5"
+
+
+def is_ice40(platform):
+    """True when ``platform`` is an iCE40 (``family``, or a ``device`` name starting with
+    iCE40): small and slow devices, for which the gateware trades Fmax for logic cells
+    (one memory bank, a four-stage requantiser, no register slices)."""
+    return (getattr(platform, "family", None) == "ice40"
+            or str(getattr(platform, "device", "")).upper().startswith("ICE40"))
 
 
 def _ccu2c_init(fn):

@@ -22,7 +22,7 @@ __all__ = ["Requant"]
 
 class Requant(wiring.Component):
     """Nine-stage requantiser (input register, scale, multiply, offset, high partial product,
-    two shift steps, round, saturate).
+    two shift steps, round, saturate), or four stages when ``compact``.
 
     Parameters
     ----------
@@ -30,6 +30,10 @@ class Requant(wiring.Component):
         A, the maximum activation precision.
     d_bits, v_bits, round_bits : int
         Widths from ``golden.arith.widths``.
+    compact : bool
+        Four stages (scale, multiply and offset, shift, round and saturate) instead of
+        nine: a third of the flip-flops, for small slow devices (the iCE40 boards, where
+        the nine stages' 600 flip-flops were a tenth of the UP5K) at a lower Fmax.
 
     Members
     -------
@@ -46,11 +50,15 @@ class Requant(wiring.Component):
         ``latency`` cycles after the input.
     """
 
-    latency = 9
+    FULL_LATENCY = 9
+    COMPACT_LATENCY = 4
 
-    def __init__(self, *, abits, d_bits, v_bits, round_bits):
+    def __init__(self, *, abits, d_bits, v_bits, round_bits, compact=False):
         self._abits, self._d_bits = abits, d_bits
         self._v_bits, self._round_bits = v_bits, round_bits
+        self._compact = bool(compact)
+        #: Cycles from an input row to its ``o_value``.
+        self.latency = self.COMPACT_LATENCY if compact else self.FULL_LATENCY
         super().__init__({
             "valid": In(1), "d": In(signed(d_bits)), "m": In(signed(M_BITS)),
             "b": In(signed(B_BITS)), "shift": In(range(SHIFT_MAX + 1)),
@@ -80,6 +88,10 @@ class Requant(wiring.Component):
             hi.eq(Mux(self.final, (1 << 31) - 1, (1 << self.a_out) - 1)),
             lo.eq(Mux(self.final, -(1 << 31), 0)),
         ]
+
+        if self._compact:
+            self._compact_stages(m, s_eff, hi, lo)
+            return m
 
         # Stage 0: register the inputs (the table entry comes straight from block RAM).
         d0 = Signal.like(self.d)
@@ -151,3 +163,32 @@ class Requant(wiring.Component):
             self.o_valid.eq(v3),
         ]
         return m
+
+    def _compact_stages(self, m, s_eff, hi, lo):
+        # The same arithmetic as the nine stages in four. The first stage scales by
+        # A - a_in from ``a_in`` itself, not from the registered ``ash``: a row may come
+        # in the very cycle its layer's parameters do, as it may in the nine stages.
+        A = self._abits
+        # Stage 0: scale D by 2^(A - a_in) (V = (D 2^ash) m + b).
+        ds = Signal(signed(self._d_bits + A - 1))
+        m0 = Signal.like(self.m)
+        b0 = Signal.like(self.b)
+        v0 = Signal()
+        ash = Signal(range(A))
+        m.d.comb += ash.eq(A - self.a_in)
+        m.d.sync += [ds.eq(self.d << ash), m0.eq(self.m), b0.eq(self.b), v0.eq(self.valid)]
+        # Stage 1: multiply and offset.
+        v = Signal(signed(self._v_bits))
+        v1 = Signal()
+        m.d.sync += [v.eq(ds * m0 + b0), v1.eq(v0)]
+        # Stage 2: floor(2V / 2^S), one barrel shifter (see the nine-stage form).
+        t = Signal(signed(self._round_bits))
+        v2 = Signal()
+        m.d.sync += [t.eq((v << 1) >> s_eff), v2.eq(v1)]
+        # Stage 3: round ((t + 1) >> 1) and saturate.
+        r = Signal(signed(self._round_bits - 1))
+        m.d.comb += r.eq((t + 1) >> 1)
+        m.d.sync += [
+            self.o_value.eq(Mux(r > hi, hi, Mux(r < lo, lo, r))),
+            self.o_valid.eq(v2),
+        ]

@@ -78,16 +78,26 @@ class WidthDown(wiring.Component):
     The output is driven from registers only, so it follows the AXI4-Stream rule: once
     ``valid`` rises, ``valid``, ``data`` and ``last`` hold until the beat transfers.
 
+    Parameters
+    ----------
+    width : 8, 16 or 32
+    registered_ready : bool
+        ``i.ready`` from a flip-flop only (``~busy``): the next word is taken the cycle
+        after the last beat, not in it (one idle cycle per word), so no ready chain runs
+        from the output back into the source. iCE40 builds, which have no register
+        slices (hw/top.py).
+
     Members
     -------
     i : In(WORD_STREAM)
     o : Out(beat_stream(width))
     """
 
-    def __init__(self, *, width):
+    def __init__(self, *, width, registered_ready=False):
         if width not in (8, 16, 32):
             raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
         self._width = width
+        self._registered_ready = bool(registered_ready)
         super().__init__({"i": In(WORD_STREAM), "o": Out(beat_stream(width))})
 
     def elaborate(self, platform):
@@ -106,7 +116,8 @@ class WidthDown(wiring.Component):
             self.o.valid.eq(busy),
             self.o.payload.data.eq(word.word_select(count, w)),
             self.o.payload.last.eq(last & final),
-            self.i.ready.eq(~busy | (self.o.ready & final)),
+            self.i.ready.eq(~busy if self._registered_ready
+                            else ~busy | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += count.eq(Mux(final, 0, count + 1))
@@ -125,18 +136,31 @@ class Skid(wiring.Component):
 
     It cuts the ready chains between the AXI ports and the core (Fmax, docs/boards.md).
 
+    Parameters
+    ----------
+    layout : shape of the payload (default: a 32-bit word with ``last``)
+    spare : bool
+        ``False``: no spare register, so ``i.ready`` is ``~o.valid | o.ready``, a
+        combinational path; half the flip-flops (iCE40 builds, hw/lane.py ``is_ice40``).
+
     Members
     -------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
     """
 
-    def __init__(self, layout=None):
+    def __init__(self, layout=None, *, spare=True):
         layout = word_layout(32) if layout is None else layout
+        self._spare = bool(spare)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
+        if not self._spare:
+            m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            with m.If(self.i.ready):
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+            return m
         spare = Signal.like(self.i.payload)
         spare_valid = Signal()
         m.d.comb += self.i.ready.eq(~spare_valid)

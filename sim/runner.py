@@ -124,8 +124,9 @@ def _locked(path):
 def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
     """Compile (or reuse) the simulation model for ``cfg`` on ``sim``.
 
-    ``target`` (``hw.top.TARGETS``): ``"ecp5"`` simulates the Verilog an ECP5 build
-    carries (the MAC array's CCU2C carry cells) with yosys' models of those cells.
+    ``target`` (``hw.config.TARGETS``): ``"ecp5"`` simulates the Verilog an ECP5 build
+    carries (the MAC array's CCU2C carry cells) with yosys' models of those cells,
+    ``"ice40"`` the form an iCE40 build carries (plain Verilog).
     """
     from cocotb_tools.runner import get_runner
     from ..hw.simharness import generate_sim_verilog, generate_clock_wrapper

@@ -72,7 +72,8 @@ def _load(model):
 
 
 def verify(model=None, *, settings=None, bits=range(1, 9), abits=None, mixed=(),
-           samples=None, cfg=None, sim=None, transport="fast", progress=None):
+           samples=None, cfg=None, sim=None, transport="fast", progress=None,
+           target="generic"):
     """Run the model on the simulated hardware and compare every logit with golden.
 
     Parameters
@@ -92,10 +93,13 @@ def verify(model=None, *, settings=None, bits=range(1, 9), abits=None, mixed=(),
     sim : "verilator" or "icarus"
     transport : "fast" or "axi"
     progress : callable(str), optional
+    target : str
+        Verilog target (``hw.config.TARGETS``): ``"ice40"`` simulates the form an iCE40
+        board build carries, ``"ecp5"`` an ECP5 build's carry cells.
 
     Returns
     -------
-    dict with config, simulator, model, tools and one result per setting.
+    dict with config, target, simulator, model, tools and one result per setting.
     """
     path, net, meta = _load(model)
     cfg = cfg or AnyprecConfig()
@@ -135,7 +139,7 @@ def verify(model=None, *, settings=None, bits=range(1, 9), abits=None, mixed=(),
     t0 = time.monotonic()
     if progress:
         progress(f"building the {sim or 'default'} simulation model for {cfg.describe()}")
-    sb = build(cfg, sim)
+    sb = build(cfg, sim, target=target)
     t_build = time.monotonic() - t0
     res, out = run_job(sb, "anyprec.sim.flows:verify", {"precisions": job_settings},
                        arrays=arrays, transport=transport, progress=progress)
@@ -160,7 +164,8 @@ def verify(model=None, *, settings=None, bits=range(1, 9), abits=None, mixed=(),
         results.append(entry)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return {
-        "config": cfg.to_dict(), "simulator": sb.sim, "transport": transport,
+        "config": cfg.to_dict(), "target": target, "simulator": sb.sim,
+        "transport": transport,
         "model": {"path": str(path), "sha256": digest, "layers": [list(l.shape) for l in net.layers]},
         "dataset": "digits", "split": "test",
         "tools": tool_versions(sb.sim),

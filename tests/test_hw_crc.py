@@ -18,10 +18,12 @@ def _zlib(words):
     return zlib.crc32(b"".join(w.to_bytes(4, "little") for w in words))
 
 
-def _run(ops):
+def _run(ops, serial=False):
     """Drive ``ops`` = list of (clear, en, data), one per cycle; return ``value`` as seen
-    in the cycle after each op."""
-    dut = Crc32()
+    in the cycle after each op. ``serial``: after an ``en``, ``busy`` must be high for
+    exactly 32 cycles (``data`` scrambled meanwhile: it is needed in the ``en`` cycle
+    only), and ``value`` is read once it falls."""
+    dut = Crc32(serial=serial)
     seen = []
 
     async def tb(ctx):
@@ -30,16 +32,27 @@ def _run(ops):
             ctx.set(dut.en, en)
             ctx.set(dut.data, data)
             await ctx.tick()
+            if serial and en and not clear:
+                ctx.set(dut.en, 0)
+                ctx.set(dut.data, data ^ 0x5A5A5A5A)
+                busy = 0
+                while ctx.get(dut.busy):
+                    busy += 1
+                    await ctx.tick()
+                assert busy == 32, busy
+            assert serial or ctx.get(dut.busy) == 0
             seen.append(ctx.get(dut.value))
 
-    simulate(dut, [tb], timeout_cycles=len(ops) + 10, what="crc")
+    simulate(dut, [tb], timeout_cycles=40 * len(ops) + 10, what="crc")
     return seen
 
 
+@pytest.mark.parametrize("serial", [False, True], ids=["word", "serial"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_crc_matches_zlib(seed):
+def test_crc_matches_zlib(seed, serial):
     """Random word sequences (0 to 40 words, random data, some extreme words), each
-    started with ``clear``; the value after every word equals zlib's CRC of the prefix."""
+    started with ``clear``; the value after every word equals zlib's CRC of the prefix,
+    word-parallel and bit-serial."""
     rng = random.Random(seed)
     ops, want = [], []
     for _ in range(12):
@@ -51,7 +64,7 @@ def test_crc_matches_zlib(seed):
         for i, w in enumerate(words):
             ops.append((0, 1, w))
             want.append(_zlib(words[:i + 1]))
-    got = _run(ops)
+    got = _run(ops, serial)
     for i, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"seed {seed}: cycle {i}: hw {g:#010x} != zlib {w:#010x}"
 
@@ -88,8 +101,9 @@ def test_crc_check_value():
     assert len(data) == 16
     assert zlib.crc32(data) == 0xCBF43926 == zlib.crc32(b"123456789")
     words = [int.from_bytes(data[i:i + 4], "little") for i in range(0, 16, 4)]
-    got = _run([(1, 0, 0)] + [(0, 1, x) for x in words])
-    assert got[-1] == 0xCBF43926, f"hw CRC of '123456789' is {got[-1]:#010x}"
+    for serial in (False, True):
+        got = _run([(1, 0, 0)] + [(0, 1, x) for x in words], serial)
+        assert got[-1] == 0xCBF43926, f"hw CRC of '123456789' is {got[-1]:#010x} ({serial=})"
 
 
 def test_crc_matrix_is_the_word_step():
@@ -103,9 +117,11 @@ def test_crc_matrix_is_the_word_step():
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-def test_crc_clear_and_enable(seed):
+@pytest.mark.parametrize("serial", [False, True], ids=["word", "serial"])
+def test_crc_clear_and_enable(seed, serial):
     """Random per-cycle mix of idle, absorb, clear and clear+en: ``en`` low holds the
-    state, ``clear`` restarts and wins over ``en``, ``value`` follows one cycle later."""
+    state, ``clear`` restarts and wins over ``en``, ``value`` follows one cycle later
+    (serial: once ``busy`` falls)."""
     rng = random.Random(seed)
     ops, want, words = [], [], []
     for _ in range(300):
@@ -120,6 +136,33 @@ def test_crc_clear_and_enable(seed):
             ops.append((1, int(kind == "both"), data))
             words = []
         want.append(_zlib(words))
-    got = _run(ops)
+    got = _run(ops, serial)
     for i, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"seed {seed}: cycle {i} op {ops[i]}: hw {g:#010x} != {w:#010x}"
+
+
+def test_serial_crc_clear_stops_absorbing():
+    """``clear`` in the middle of a serial absorption restarts at once: ``busy`` falls and
+    the value is the CRC of nothing; the next word is absorbed from scratch."""
+    dut = Crc32(serial=True)
+
+    async def tb(ctx):
+        ctx.set(dut.en, 1)
+        ctx.set(dut.data, 0x12345678)
+        await ctx.tick()
+        ctx.set(dut.en, 0)
+        for _ in range(5):
+            await ctx.tick()
+        assert ctx.get(dut.busy) == 1
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        assert (ctx.get(dut.busy), ctx.get(dut.value)) == (0, 0)
+        ctx.set(dut.en, 1)
+        ctx.set(dut.data, 0xCAFEF00D)
+        await ctx.tick()
+        ctx.set(dut.en, 0)
+        await ctx.tick().until(~dut.busy)
+        assert ctx.get(dut.value) == _zlib([0xCAFEF00D])
+
+    simulate(dut, [tb], timeout_cycles=100, what="serial crc clear")

@@ -89,12 +89,13 @@ def _rx_frames(rng):
 
 @pytest.mark.parametrize("seed,gap,hold_rate", [(1, 0.0, 0.0), (2, 0.3, 0.4),
                                                 (3, 0.1, 0.7)])
-def test_rx_framer(seed, gap, hold_rate):
+@pytest.mark.parametrize("serial_crc", [False, True], ids=["word-crc", "serial-crc"])
+def test_rx_framer(seed, gap, hold_rate, serial_crc):
     rng = random.Random(seed)
     frames = _rx_frames(rng)
     rng.shuffle(frames)
     beats = [b for _, bs in frames for b in bs]
-    dut = RxFramer()
+    dut = RxFramer(serial_crc=serial_crc)
     events = []          # per frame, list of events
     checks = {"held_cycles": 0, "release_wait": 0}
 
@@ -187,7 +188,8 @@ def test_rx_framer_waits_for_release():
 
 @pytest.mark.parametrize("seed,gap,stall", [(10, 0.0, 0.0), (11, 0.4, 0.5),
                                             (12, 0.0, 0.8)])
-def test_tx_framer(seed, gap, stall):
+@pytest.mark.parametrize("serial_crc", [False, True], ids=["word-crc", "serial-crc"])
+def test_tx_framer(seed, gap, stall, serial_crc):
     rng = random.Random(seed)
     frames = []
     for i in range(14):
@@ -195,7 +197,7 @@ def test_tx_framer(seed, gap, stall):
         frames.append((rng.getrandbits(8), rng.getrandbits(8),
                        [rng.choice([rng.getrandbits(32), 0xFFFFFFFF, 0]) for _ in range(n)]))
     all_payload = [w for _, _, p in frames for w in p]
-    dut = TxFramer()
+    dut = TxFramer(serial_crc=serial_crc)
     got, stats, consumed = [], {}, []
 
     async def payload_source(ctx):
@@ -225,6 +227,11 @@ def test_tx_framer(seed, gap, stall):
         r = random.Random(seed + 3)
         cur = []
         while len(got) < len(frames):
+            if serial_crc and stall and r.random() < stall:
+                # The serial CRC spaces words 34 cycles apart: stall longer than that.
+                ctx.set(dut.o.ready, 0)
+                for _ in range(r.randrange(30, 45)):
+                    await ctx.tick()
             p = await receive_one(ctx, dut.o, r, stall)
             cur.append(p.data)
             if p.last:

@@ -43,11 +43,14 @@ def _golden(n, a, case):
     return int(arith.requant(*args, a_in=a_in, a_out=a_out, amax=a)[0])
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])
 @pytest.mark.parametrize("n,a,k_max", CONFIGS)
-def test_requant_matches_golden(n, a, k_max):
+def test_requant_matches_golden(n, a, k_max, compact):
     seed = n * 1000 + a * 10 + k_max
     w = arith.widths(n, a, k_max)
-    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits)
+    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits,
+                  compact=compact)
+    assert dut.latency == (4 if compact else 9)
     cases = _cases(n, a, k_max, seed)
     got = []
 
@@ -62,7 +65,7 @@ def test_requant_matches_golden(n, a, k_max):
             ctx.set(dut.valid, 1)
             await ctx.tick()
             ctx.set(dut.valid, 0)
-            for _ in range(Requant.latency - 1):
+            for _ in range(dut.latency - 1):
                 await ctx.tick()
             assert ctx.get(dut.o_valid) == 1
             got.append(ctx.get(dut.o_value))
@@ -77,8 +80,9 @@ def test_requant_matches_golden(n, a, k_max):
         assert g == want, f"seed {seed}: case {case}: hw {g} != golden {want}"
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])
 @pytest.mark.parametrize("n,a,k_max", [(8, 8, 64), (4, 3, 13)])
-def test_requant_back_to_back_every_shift(n, a, k_max):
+def test_requant_back_to_back_every_shift(n, a, k_max, compact):
     """Rows one per cycle (the pipeline full), at every shift 0..63, every input precision
     and both layer kinds; operands of every magnitude (random values shifted right by a
     random amount), against golden."""
@@ -94,7 +98,8 @@ def test_requant_back_to_back_every_shift(n, a, k_max):
                          int(rng.integers(-(1 << 31), 1 << 31)) >> int(rng.integers(0, 32)))
                         for _ in range(6)]
                 groups.append((shift, a_in, int(rng.integers(1, a + 1)), final, rows))
-    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits)
+    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits,
+                  compact=compact)
     got = []
 
     async def tb(ctx):
@@ -105,7 +110,7 @@ def test_requant_back_to_back_every_shift(n, a, k_max):
             for _ in range(2):          # the per-layer constants settle (two registers)
                 await ctx.tick()
             outs = []
-            for i, (d, mm, b) in enumerate(rows + [(0, 0, 0)] * Requant.latency):
+            for i, (d, mm, b) in enumerate(rows + [(0, 0, 0)] * dut.latency):
                 for sig, v in ((dut.d, d), (dut.m, mm), (dut.b, b),
                                (dut.valid, int(i < len(rows)))):
                     ctx.set(sig, v)

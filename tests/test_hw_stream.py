@@ -86,15 +86,16 @@ def test_width_up(width, gap, stall):
         assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
 
 
+@pytest.mark.parametrize("registered_ready", [False, True], ids=["comb-ready", "registered-ready"])
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("gap,stall", RATES)
-def test_width_down(width, gap, stall):
+def test_width_down(width, gap, stall, registered_ready):
     seed = 200 + width + int(gap * 10)
     rng = random.Random(seed)
     words = [(rng.choice([rng.getrandbits(32), 0xFFFFFFFF, 0x01020304]), rng.random() < 0.3)
              for _ in range(40)]
     want = _beats_of(words, width)
-    dut = WidthDown(width=width)
+    dut = WidthDown(width=width, registered_ready=registered_ready)
     got, stats = [], {}
 
     async def source(ctx):
@@ -116,14 +117,16 @@ def test_width_down(width, gap, stall):
         assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
 
 
+@pytest.mark.parametrize("spare", [True, False], ids=["spare", "no-spare"])
 @pytest.mark.parametrize("gap,stall", RATES + [(0.0, 0.7), (0.7, 0.0)])
-def test_skid_passes_every_word_in_order(gap, stall):
-    """The register slice loses, duplicates and reorders nothing, under any gap/stall mix,
-    and its output obeys the AXI4-Stream rules."""
+def test_skid_passes_every_word_in_order(gap, stall, spare):
+    """The register slice (with or without its spare, the iCE40 form) loses, duplicates
+    and reorders nothing, under any gap/stall mix, and its output obeys the AXI4-Stream
+    rules."""
     seed = 300 + int(gap * 10) + int(stall * 100)
     rng = random.Random(seed)
     words = [{"data": rng.getrandbits(32), "last": int(rng.random() < 0.3)} for _ in range(80)]
-    dut = Skid()
+    dut = Skid(spare=spare)
     got, stats = [], {}
 
     async def source(ctx):
@@ -165,6 +168,33 @@ def test_skid_full_throughput_and_registered_ready():
         assert (r0, r1, ctx.get(dut.i.ready)) == (1, 0, 0)
 
     simulate(dut, [tb], timeout_cycles=100, what="Skid throughput")
+    assert seen == list(range(10)), seen
+
+
+def test_skid_without_spare_full_throughput():
+    """The iCE40 form: one word per cycle too, and a stalled output stops the input in the
+    same cycle (``i.ready`` is ``~o.valid | o.ready``) and holds its word."""
+    dut = Skid(spare=False)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        for n in range(10):
+            ctx.set(dut.i.payload, {"data": n, "last": 0})
+            await ctx.tick()
+            seen.append(ctx.get(dut.o.payload.data) if ctx.get(dut.o.valid) else None)
+        ctx.set(dut.o.ready, 0)
+        ctx.set(dut.i.payload, {"data": 99, "last": 0})
+        assert ctx.get(dut.i.ready) == 0
+        await ctx.tick()
+        assert (ctx.get(dut.o.valid), ctx.get(dut.o.payload.data)) == (1, 9)
+        ctx.set(dut.o.ready, 1)
+        assert ctx.get(dut.i.ready) == 1
+        await ctx.tick()
+        assert ctx.get(dut.o.payload.data) == 99
+
+    simulate(dut, [tb], timeout_cycles=100, what="Skid without spare")
     assert seen == list(range(10)), seen
 
 
@@ -268,3 +298,31 @@ def test_width_rejected(cls):
         with pytest.raises(ValueError, match=r"width must be 8, 16 or 32, not 24"):
             cls(width=24)
         gc.collect()
+
+
+def test_width_down_registered_ready_ignores_output_ready():
+    """``registered_ready``: ``i.ready`` is low while a word is being split, whatever
+    ``o.ready`` does (no combinational path), and high again the cycle after the last
+    beat; without it, ``i.ready`` rises with ``o.ready`` on the last beat."""
+    for registered in (True, False):
+        dut = WidthDown(width=8, registered_ready=registered)
+        seen = {}
+
+        async def tb(ctx, dut=dut, seen=seen):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, {"data": 0x44332211, "last": 1})
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()                 # word taken, beat 0 offered
+            ctx.set(dut.i.valid, 0)
+            ctx.set(dut.o.ready, 1)
+            for _ in range(3):
+                await ctx.tick()             # beats 0..2 out, beat 3 offered
+            seen["last_beat"] = (ctx.get(dut.o.payload.data), ctx.get(dut.o.payload.last))
+            seen["ready_on_last"] = ctx.get(dut.i.ready)
+            await ctx.tick()
+            seen["ready_after"] = ctx.get(dut.i.ready)
+
+        simulate(dut, [tb], timeout_cycles=50, what="WidthDown registered ready")
+        assert seen["last_beat"] == (0x44, 1)
+        assert seen["ready_on_last"] == (0 if registered else 1), registered
+        assert seen["ready_after"] == 1

@@ -82,6 +82,20 @@ def test_network_drain_lanes():
     _check(small, 6)
 
 
+def test_network_ice40_target_both_sims():
+    # What an iCEBreaker build carries (hw.top target "ice40": the four-stage requantiser,
+    # no register slices, single-bank memories) at the board's array size, bit-exact too.
+    from dataclasses import replace
+    from anyprec.boards.registry import BOARDS
+    cfg = replace(BOARDS["icebreaker"].default, layers=3)
+    report = verify(bits=[1, 4, 8], mixed=["8-2-8"], samples=16, cfg=cfg, sim="verilator",
+                    target="ice40")
+    assert report["target"] == "ice40"
+    _check(report, 16)
+    small = verify(bits=[2, 8], samples=3, cfg=cfg, sim="icarus", target="ice40")
+    _check(small, 3)
+
+
 def test_network_parallel_baseline_at_8_bits():
     # The bit-parallel baseline runs the same protocol and model, at N = 8 bits only.
     from anyprec.hw.config import AnyprecConfig

@@ -59,11 +59,15 @@ def test_verilator_lint_clean(verilog_files, name):
         f"{name}: verilator --lint-only {' '.join(VERILATOR_WAIVERS)} fails:\n{log[-3000:]}"
 
 
-def test_verilator_waivers_are_each_needed(verilog_files):
-    """The waiver list is minimal: dropping any one of them brings its warning back."""
-    path = verilog_files["serial-r4c4n8a8-w32"]
+def test_verilator_waivers_are_each_needed(verilog_files, tmp_path):
+    """The waiver list is minimal: dropping any one of them brings its warning back
+    (CMPCONST on a one-row array, the iCEBreaker's)."""
+    from anyprec.boards.registry import BOARDS
+    one_row = tmp_path / "one_row.v"
+    one_row.write_text(generate_verilog(BOARDS["icebreaker"].default))
     for waiver in VERILATOR_WAIVERS:
         rest = [w for w in VERILATOR_WAIVERS if w != waiver]
+        path = one_row if waiver == "-Wno-CMPCONST" else verilog_files["serial-r4c4n8a8-w32"]
         code, log = _lint(path, rest)
         tag = waiver.removeprefix("-Wno-")
         assert code != 0 and f"%Warning-{tag}" in log, \
@@ -190,8 +194,18 @@ def test_ecp5_target_uses_carry_cells():
     for cell in ("LUT4", "LUT2", "CCU2C"):
         assert f"module {cell}" in models
     assert "endspecify" not in models and cell_models("generic") == ""
-    with pytest.raises(ValueError, match="target must be one of generic, ecp5"):
+    with pytest.raises(ValueError, match="target must be one of generic, ecp5, ice40"):
         generate_verilog(cfg, target="xilinx")
+
+
+def test_ice40_target_is_the_compact_form():
+    """--target ice40: no register slices around the core and the four-stage requantiser
+    (its nine-stage form's coarse shift register is absent); plain Verilog, no cells."""
+    cfg = CONFIGS["serial-r3c5n4a3-w8"]
+    generic, ice40 = generate_verilog(cfg), generate_verilog(cfg, target="ice40")
+    for name in ("skid_in", "skid_out", "coarse"):
+        assert name in generic and name not in ice40, name
+    assert cell_models("ice40") == "" and "CCU2C" not in ice40
 
 
 def test_ecp5_target_compiles_with_models(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import add_parser, add_config_args, config_from_args
 from ...golden.errors import AnyprecError
+from ...hw.config import TARGETS
 
 ORDER = 30
 
@@ -23,12 +24,13 @@ def register(sub):
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="Verilog file to write ('-' for standard output)")
     p.add_argument("--name", default="anyprec_top", help="top module name")
-    p.add_argument("--target", choices=("generic", "ecp5"), default="generic",
+    p.add_argument("--target", choices=TARGETS, default="generic",
                    help="generic (default): plain Verilog for any tool and simulator; "
                         "ecp5: the MAC array's first adder level as Lattice CCU2C carry "
                         "cells with the AND gates in their LUTs (about 40%% fewer array "
                         "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
-                        "models, hw.top.cell_models)")
+                        "models, hw.top.cell_models); ice40: fewer logic cells at a lower "
+                        "Fmax (four-stage requantiser, no register slices), plain Verilog")
     p.add_argument("--lint", action="store_true",
                    help="also run verilator --lint-only with the documented waivers "
                         "(generic target only)")
