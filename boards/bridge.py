@@ -233,7 +233,10 @@ class AnyprecUartTop(wiring.Component):
         return m
 
 
-def generate_uart_verilog(cfg, *, divisor, timeout, name="anyprec_uart_top", **kw):
-    """Verilog of :class:`AnyprecUartTop` (clock ``clk``, synchronous reset ``rst``)."""
+def generate_uart_verilog(cfg, *, divisor, timeout, name="anyprec_uart_top",
+                          target="generic", **kw):
+    """Verilog of :class:`AnyprecUartTop` (clock ``clk``, synchronous reset ``rst``) for
+    one of ``hw.config.TARGETS`` (``"ice40"``: what an iCE40 board build carries)."""
+    from ..hw.top import target_platform
     top = AnyprecUartTop(cfg, divisor=divisor, timeout=timeout, **kw)
-    return verilog.convert(top, name=name, emit_src=False)
+    return verilog.convert(top, name=name, platform=target_platform(target), emit_src=False)

@@ -74,8 +74,9 @@ def check_model(net, cfg: AnyprecConfig) -> list[tuple[int, int]]:
     if not net.layers:
         raise ShapeError("the model has no layers")
     if len(net.layers) > cfg.layers:
+        slots = "1 layer slot" if cfg.layers == 1 else f"{cfg.layers} layer slots"
         raise ModelMismatchError(f"the model has {len(net.layers)} layers, the device "
-                                 f"only {cfg.layers} layer slots")
+                                 f"only {slots}")
     shapes = []
     for l, layer in enumerate(net.layers):
         codes = np.asarray(layer.codes)

@@ -32,17 +32,20 @@ def _digest():
     return h.hexdigest()
 
 
-def build_uart(cfg, sim=None, *, divisor=4, timeout=4000):
-    """Compile (or reuse) the UART board design; returns ``(build_dir, sim, seconds)``."""
+def build_uart(cfg, sim=None, *, divisor=4, timeout=4000, target="generic"):
+    """Compile (or reuse) the UART board design for ``target`` (``hw.config.TARGETS``;
+    not ``"ecp5"``, whose cells need models); returns ``(build_dir, sim, seconds)``."""
     from cocotb_tools.runner import get_runner
     from ..boards.bridge import generate_uart_verilog
     from ..hw.top import VERILATOR_WAIVERS
 
+    if target == "ecp5":
+        raise ValueError("the UART simulation takes the generic or ice40 target")
     sim = resolve_sim(sim)
     setup_env()
     key_src = json.dumps({"cfg": cfg.to_dict(), "sim": sim, "divisor": divisor,
-                          "timeout": timeout, "tools": tool_versions(sim), "src": _digest()},
-                         sort_keys=True)
+                          "timeout": timeout, "target": target, "tools": tool_versions(sim),
+                          "src": _digest()}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     bdir = cache_root() / f"uart-{sim}" / key
     stamp = bdir / ".built"
@@ -53,7 +56,8 @@ def build_uart(cfg, sim=None, *, divisor=4, timeout=4000):
             vfile = bdir / f"{TOPLEVEL}.v"
             # A short heartbeat / busy stretch keeps the LED logic exercised in simulation.
             vfile.write_text(generate_uart_verilog(cfg, divisor=divisor, timeout=timeout,
-                                                   heartbeat_bits=8, stretch_bits=4))
+                                                   heartbeat_bits=8, stretch_bits=4,
+                                                   target=target))
             runner = get_runner(sim)
             if sim == "verilator":
                 _fix_verilator_make()
@@ -72,7 +76,7 @@ def build_uart(cfg, sim=None, *, divisor=4, timeout=4000):
 
 
 def run_uart(cfg, net, settings, *, sim=None, divisor=4, timeout=4000, lost_bytes=True,
-             response_timeout_cycles=400_000, planes=None):
+             response_timeout_cycles=400_000, planes=None, target="generic"):
     """Run ``net`` through the simulated UART at each ``(wbits, abits, x)`` setting.
 
     ``x`` is an (S, K0) array of inputs quantised at ``abits``; only the requantisation
@@ -84,7 +88,7 @@ def run_uart(cfg, net, settings, *, sim=None, divisor=4, timeout=4000, lost_byte
     from cocotb_tools.runner import get_runner
     from .flows import net_to_arrays
 
-    bdir, sim, _ = build_uart(cfg, sim, divisor=divisor, timeout=timeout)
+    bdir, sim, _ = build_uart(cfg, sim, divisor=divisor, timeout=timeout, target=target)
     with tempfile.TemporaryDirectory(prefix="anyprec-uart-") as tdir:
         tdir = Path(tdir)
         arrays = net_to_arrays(net)

@@ -16,12 +16,12 @@ from anyprec.sim.uart_runner import run_uart
 CFG = AnyprecConfig(rows=8, cols=8, layers=3, stream_width=8)
 
 
-def _check(sim, precisions, samples, planes):
+def _check(sim, precisions, samples, planes, cfg=CFG, target="generic"):
     net, _ = load_model(DEFAULT_MODEL)
     _, x, _, _ = load_split()
     settings = [(k, a, quantize_pixels(x[:samples], a, net.a)) for k, a in precisions]
-    result, logits = run_uart(CFG, net, settings, sim=sim, planes=planes)
-    assert result["info_rows"] == 8 and result["info_cols"] == 8
+    result, logits = run_uart(cfg, net, settings, sim=sim, planes=planes, target=target)
+    assert (result["info_rows"], result["info_cols"]) == (cfg.rows, cfg.cols)
     assert result["lost_bytes_status"] == Status.TRUNCATED
     assert result["lost_bytes_tag"] == 0x5A
     assert result["after_loss_ok"] is True
@@ -33,6 +33,16 @@ def _check(sim, precisions, samples, planes):
 def test_uart_digits_icarus():
     """Fast: three precisions (planes 0..2 loaded), two test images each, on Icarus."""
     _check("icarus", [(3, 8), (2, 4), (1, 8)], samples=2, planes=3)
+
+
+def test_uart_digits_ice40_target():
+    """The iCEBreaker's design as its build makes it (target ice40: four-stage requantiser,
+    bit-serial CRCs, no register slices) at its 1x4 array, with three layer slots for the
+    digits model (the board itself has one): two precisions, one image each, Verilator."""
+    from dataclasses import replace
+    from anyprec.boards.registry import BOARDS
+    cfg = replace(BOARDS["icebreaker"].default, layers=3)
+    _check("verilator", [(2, 8), (1, 4)], samples=1, planes=2, cfg=cfg, target="ice40")
 
 
 @pytest.mark.slow
