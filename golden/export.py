@@ -31,6 +31,9 @@ _CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 #: The shipped integer model and the float checkpoint it was exported from.
 DEFAULT_MODEL = _CHECKPOINTS / "digits_mlp.npz"
 DEFAULT_FLOAT_MODEL = _CHECKPOINTS / "digits_mlp.pt"
+#: The one-layer digits classifier (64-10, ``anyprec train --hidden none``) for devices
+#: with a single layer slot (the iCEBreaker's build, boards/registry.py).
+DEFAULT_LINEAR_MODEL = _CHECKPOINTS / "digits_linear.npz"
 
 _M_MAX = (1 << (arith.M_BITS - 1)) - 1
 _B_MAX = (1 << (arith.B_BITS - 1)) - 1

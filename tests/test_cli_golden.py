@@ -101,6 +101,7 @@ def test_golden_bad_files(tmp_path):
 @pytest.mark.parametrize("args,pattern", [
     (["--hidden", "0"], "--hidden: layer width 0 is out of range"),
     (["--hidden", "64,x"], "--hidden must be comma-separated integers"),
+    (["--hidden", "nothing"], "like '64,64' or 'none'"),
     (["--epochs", "0"], "--epochs must be from 1"),
     (["--seed", "-1"], "--seed must be a non-negative integer"),
 ])
@@ -129,6 +130,24 @@ def test_train_then_golden(tmp_path):
     g = anyprec("golden", "--json", "--model", str(out / "digits_mlp.npz"))
     assert g.returncode == 0, g.stderr
     assert json.loads(g.stdout)["results"] == meta["accuracy"]
+
+
+def test_train_one_layer_and_the_shipped_linear_model(tmp_path):
+    """``--hidden none`` trains the one-layer classifier (64-10) as digits_linear.*; the
+    shipped one (for one-slot devices) is that model at the defaults: one 10x64 layer,
+    N = A = 8, above 90 % at every weight precision with 8-bit activations."""
+    out = tmp_path / "lin"
+    r = anyprec("train", "--hidden", "none", "--epochs", "1", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "training 64-10 at wbits 1-8" in r.stdout
+    net, meta = export.load_model(out / "digits_linear.npz", expect_n=8)
+    assert [layer.shape for layer in net.layers] == [(10, 64)] and meta["hidden"] == []
+    assert (out / "digits_linear.pt").is_file() and not (out / "digits_mlp.npz").exists()
+    net, meta = export.load_model(export.DEFAULT_LINEAR_MODEL, expect_n=8)
+    assert [layer.shape for layer in net.layers] == [(10, 64)] and (net.n, net.a) == (8, 8)
+    assert meta["seed"] == 0 and meta["training"]["epochs"] == 40
+    a8 = {row["wbits"]: row["accuracy"] for row in meta["accuracy"] if row["abits"] == 8}
+    assert sorted(a8) == list(range(1, 9)) and min(a8.values()) > 0.9, a8
 
 
 def test_train_refuses_a_file_as_output_dir(tmp_path):

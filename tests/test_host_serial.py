@@ -155,6 +155,30 @@ def test_cli_run_over_fake_port(monkeypatch, capsys):
     assert rep["samples"] == 8
 
 
+def test_cli_run_one_slot_device_runs_the_linear_model(monkeypatch, capsys):
+    """A one-slot device (the iCEBreaker's build) without ``--model``: `anyprec run` says
+    it runs the shipped one-layer classifier and does, bit-exact; asking for the 3-layer
+    MLP on it is a one-line error."""
+    from anyprec.boards.registry import BOARDS
+    from anyprec.golden.export import DEFAULT_MODEL as MLP
+    cfg = BOARDS["icebreaker"].default
+    monkeypatch.setattr(SerialTransport, "_open", staticmethod(lambda name, baud: FakeSerial(cfg)))
+    code = main(["run", "--port", "/dev/fake", "--wbits", "1,8", "--samples", "6", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rep = json.loads(out)
+    assert rep["model_layers"] == 1 and rep["config"]["layers"] == 1
+    assert all(r["mismatches"] == 0 for r in rep["results"])
+    code = main(["run", "--port", "/dev/fake", "--wbits", "8", "--samples", "2"])
+    cap = capsys.readouterr()
+    assert code == 0 and "running the one-layer digits classifier" in cap.err
+    code = main(["run", "--port", "/dev/fake", "--samples", "1", "--model", str(MLP)])
+    err = capsys.readouterr().err
+    assert code != 0 and "the model has 3 layers, the device only 1 layer slot" in err
+    errors = [ln for ln in err.strip().splitlines() if not ln.startswith("[run] ")]
+    assert errors == [err.strip().splitlines()[-1]] and "Traceback" not in err
+
+
 def test_cli_run_reports_mismatch(monkeypatch, capsys):
     """A device that computes something else makes `anyprec run` exit 1."""
     orig = ModelDevice._infer
@@ -177,7 +201,8 @@ def test_cli_run_missing_port_one_line(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("anyprec: error: cannot open /dev/anyprec-no-such-port")
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    errors = [ln for ln in err.strip().splitlines() if not ln.startswith("[run] ")]
+    assert errors == [err.strip().splitlines()[-1]] and "Traceback" not in err
 
 
 def test_cli_stream_over_fake_port(monkeypatch, capsys):
@@ -214,4 +239,5 @@ def test_cli_stream_missing_port_one_line(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("anyprec: error: cannot open /dev/anyprec-no-such-port")
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    errors = [ln for ln in err.strip().splitlines() if not ln.startswith("[run] ")]
+    assert errors == [err.strip().splitlines()[-1]] and "Traceback" not in err

@@ -84,16 +84,24 @@ def test_network_drain_lanes():
 
 def test_network_ice40_target_both_sims():
     # What an iCEBreaker build carries (hw.top target "ice40": the four-stage requantiser,
-    # no register slices, single-bank memories) at the board's array size, bit-exact too.
+    # bit-serial CRCs, no register slices, single-bank memories), bit-exact too: the board's
+    # exact configuration (one layer slot) with the shipped one-layer classifier, and its
+    # array with three slots for the digits MLP (hidden layers: the requantiser's
+    # activation path).
     from dataclasses import replace
     from anyprec.boards.registry import BOARDS
-    cfg = replace(BOARDS["icebreaker"].default, layers=3)
-    report = verify(bits=[1, 4, 8], mixed=["8-2-8"], samples=16, cfg=cfg, sim="verilator",
-                    target="ice40")
-    assert report["target"] == "ice40"
-    _check(report, 16)
-    small = verify(bits=[2, 8], samples=3, cfg=cfg, sim="icarus", target="ice40")
-    _check(small, 3)
+    from anyprec.golden.export import DEFAULT_LINEAR_MODEL
+    board = BOARDS["icebreaker"].default
+    report = verify(DEFAULT_LINEAR_MODEL, bits=range(1, 9), samples=24, cfg=board,
+                    sim="verilator", target="ice40")
+    assert report["target"] == "ice40" and report["config"]["layers"] == 1
+    _check(report, 24)
+    _check(verify(DEFAULT_LINEAR_MODEL, bits=[1, 8], samples=3, cfg=board, sim="icarus",
+                  target="ice40"), 3)
+    cfg = replace(board, layers=3)
+    _check(verify(bits=[1, 8], mixed=["8-2-8"], samples=8, cfg=cfg, sim="verilator",
+                  target="ice40"), 8)
+    _check(verify(bits=[2], samples=2, cfg=cfg, sim="icarus", target="ice40"), 2)
 
 
 def test_network_parallel_baseline_at_8_bits():

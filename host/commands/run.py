@@ -27,7 +27,8 @@ def register(sub):
     p.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="seconds to wait for each response (default 5)")
     p.add_argument("--model", default=None, metavar="NPZ",
-                   help="exported model (default: the shipped digits checkpoint)")
+                   help="exported model (default: the shipped digits MLP, or its one-layer "
+                        "classifier on a device with fewer layer slots)")
     p.add_argument("--wbits", default=None,
                    help="weight precisions, e.g. '1-8' or '2,4,8' (default 1..N)")
     p.add_argument("--abits", type=int, default=None,
@@ -113,6 +114,22 @@ def board_inputs(args):
     return net, wbits, abits, x, y
 
 
+def model_for_device(args, net, cfg, progress=None):
+    """Without ``--model``, a device with fewer layer slots than the shipped MLP (the
+    iCEBreaker's one-slot build) runs the shipped one-layer digits classifier instead."""
+    from ...golden.export import DEFAULT_LINEAR_MODEL, load_model
+    if args.model is not None or len(net.layers) <= cfg.layers:
+        return net
+    lin, _ = load_model(DEFAULT_LINEAR_MODEL)
+    if len(lin.layers) > cfg.layers or lin.n != net.n or lin.a != net.a:
+        return net          # driver.check_model then says what does not fit
+    if progress:
+        slots = "1 layer slot" if cfg.layers == 1 else f"{cfg.layers} layer slots"
+        progress(f"the device has {slots}, the digits MLP {len(net.layers)} layers: "
+                 f"running the one-layer digits classifier ({DEFAULT_LINEAR_MODEL.name})")
+    return lin
+
+
 def run(args):
     from ..driver import Driver
     from ..serial import SerialTransport
@@ -128,9 +145,10 @@ def run(args):
         info = drv.info()
         cfg = drv.config()
         progress(f"device on {args.port}: {cfg.describe()}")
+        net = model_for_device(args, net, cfg, progress)
         report = evaluate(drv, net, wbits, abits, x_test, y_test, progress)
         report.update({"port": args.port, "baud": args.baud, "samples": int(len(y_test)),
-                       "config": cfg.to_dict(),
+                       "config": cfg.to_dict(), "model_layers": len(net.layers),
                        "bytes_sent": link.bytes_sent, "bytes_received": link.bytes_received})
     bad = sum(r["mismatches"] for r in report["results"])
     if args.json:

@@ -79,13 +79,14 @@ def stream_over(drv, net, abits, x, y, progress=None):
 def _run_port(args, progress):
     from ..driver import Driver
     from ..serial import SerialTransport
-    from .run import board_inputs
+    from .run import board_inputs, model_for_device
     net, _, abits, x, y = board_inputs(args)
     with SerialTransport(args.port, args.baud, timeout=args.timeout) as link:
         drv = Driver(link, timeout=args.timeout)
         cfg = drv.config()
         if progress:
             progress(f"device on {args.port}: {cfg.describe()}")
+        net = model_for_device(args, net, cfg, progress)
         r = stream_over(drv, net, abits, x, y, progress)
     r.update({"port": args.port, "baud": args.baud, "config": cfg.to_dict(),
               "simulator": f"board on {args.port}"})

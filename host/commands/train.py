@@ -23,12 +23,14 @@ def register(sub):
         examples=[
             "anyprec train                               default model into build/golden/",
             "anyprec train --hidden 32 --epochs 10       a smaller, quicker model",
+            "anyprec train --hidden none                 one layer (64-10): digits_linear.*",
             "anyprec train --seed 1 --out build/seed1",
             "anyprec train --out golden/checkpoints      replace the shipped checkpoint",
             "anyprec golden --model build/golden/digits_mlp.npz",
         ])
     p.add_argument("--hidden", metavar="SIZES", default="64,64",
-                   help="hidden layer widths, comma separated (default 64,64)")
+                   help="hidden layer widths, comma separated (default 64,64); 'none' for "
+                        "a one-layer classifier, written as digits_linear.npz/.pt")
     p.add_argument("--epochs", metavar="E", type=int, default=None,
                    help="training epochs (default 40)")
     p.add_argument("--seed", metavar="S", type=int, default=0, help="random seed (default 0)")
@@ -41,11 +43,13 @@ def register(sub):
 def _hidden(text):
     from ...golden.errors import ConfigError
 
+    if str(text).strip().lower() == "none":
+        return []
     try:
         sizes = [int(part) for part in str(text).split(",")]
     except ValueError:
-        raise ConfigError(f"--hidden must be comma-separated integers like '64,64', "
-                          f"not {text!r}") from None
+        raise ConfigError(f"--hidden must be comma-separated integers like '64,64' or "
+                          f"'none', not {text!r}") from None
     for h in sizes:
         if not 1 <= h <= 4096:
             raise ConfigError(f"--hidden: layer width {h} is out of range 1..4096")
@@ -86,11 +90,12 @@ def run(args):
                   f"{seconds:5.2f} s  (total {time.perf_counter() - start:6.1f} s)",
                   flush=True)
 
-    print(f"training 64-{'-'.join(map(str, hidden))}-10 at wbits 1-8, seed {args.seed}",
+    print(f"training {'-'.join(map(str, [64, *hidden, 10]))} at wbits 1-8, seed {args.seed}",
           flush=True)
     model, used = train(settings, progress=progress)
     print(f"trained in {time.perf_counter() - start:.1f} s; folding and evaluating", flush=True)
-    npz, pt, meta = export(model, used, args.out)
+    npz, pt, meta = export(model, used, args.out,
+                           stem="digits_mlp" if hidden else "digits_linear")
     rows = meta["accuracy"]
     abits = sorted({r["abits"] for r in rows}, reverse=True)
     acc = {(r["wbits"], r["abits"]): r["accuracy"] for r in rows}
