@@ -214,8 +214,8 @@ class AnyprecCore(wiring.Component):
         # its output register), so its data goes straight into a flip-flop (``fifo_d``,
         # only an enable), then through a register slice to the response multiplexer
         # (Fmax; on iCE40 a slice without its spare). A word is read only when the slice
-        # is sure to take it (either kind): one word every
-        # two cycles at most, faster than any stream width drains 32-bit words but w32.
+        # (either kind) is sure to take it: one word every two cycles at most, faster
+        # than any stream width drains 32-bit words but w32.
         m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not is_ice40(platform))
         fifo_d = Signal(32)
         fifo_dv = Signal()
