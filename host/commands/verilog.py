@@ -33,7 +33,7 @@ def register(sub):
                         "Fmax (four-stage requantiser, no register slices), plain Verilog")
     p.add_argument("--lint", action="store_true",
                    help="also run verilator --lint-only with the documented waivers "
-                        "(generic target only)")
+                        "(not for the ecp5 target)")
     p.set_defaults(func=run)
 
 
@@ -56,8 +56,8 @@ def run(args):
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", args.name):
         raise AnyprecError(f"--name must be a Verilog identifier (a letter or _, then "
                            f"letters, digits, _ or $), not {args.name!r}")
-    if args.lint and args.target != "generic":
-        raise AnyprecError(f"--lint checks the generic Verilog only: the {args.target} "
+    if args.lint and args.target == "ecp5":
+        raise AnyprecError("--lint checks plain Verilog only (generic, ice40): the ecp5 "
                            "target instantiates vendor cells (CCU2C) that Verilator does "
                            "not know")
     cfg = config_from_args(args)
