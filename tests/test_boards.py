@@ -118,11 +118,12 @@ def test_count_cells_strips_paramod():
     assert count_cells(stat) == {"SB_RAM40_4K": 4, "SB_LUT4": 7}
 
 
-def test_estimate_icebreaker(tmp_path, capsys):
+def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     """Synthesis-only estimate: resources against the device, the fit verdict (three
     layer slots are too many for the UP5K, which the estimate must say before any place
     and route; the default single slot fits), and the weight memory in block RAM (SPRAM),
-    not LUTs."""
+    not LUTs. Two syntheses (about 25 s each); the readable form of the three-slot
+    verdict is rendered from the first one's report."""
     code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "3",
                           "--json", "-o", str(tmp_path / "est"))
     assert code == 0, err
@@ -136,15 +137,17 @@ def test_estimate_icebreaker(tmp_path, capsys):
     assert r["weight_memory"]["wmem_cells"].get("SB_SPRAM256KA", 0) >= 1
     assert r["estimated"]["brams"] <= 30 and r["estimated"]["sprams"] <= 4
     assert "[icebreaker 1/1] synthesis" in err
-    # The readable form says the same in one verdict line; the default fits.
-    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "3",
-                          "-o", str(tmp_path / "est2"))
-    assert code == 0 and "does NOT fit: LUTs over by" in out and "block RAM" in out
-    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--json",
+    import anyprec.boards.build as B
+    with monkeypatch.context() as mp:
+        mp.setattr(B, "estimate", lambda *a, **k: r)
+        code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "3",
+                              "-o", str(tmp_path / "est2"))
+    assert code == 0 and "-> does NOT fit: LUTs over by" in out and "block RAM" in out
+    # The default (one slot) fits, in one verdict line. (That it really fits, place and
+    # route says: test_icebreaker_build.)
+    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker",
                           "-o", str(tmp_path / "est3"))
-    r = json.loads(out)
-    assert code == 0 and r["config"]["layers"] == 1 and r["fits"] is True
-    assert r["utilization"]["luts"] <= 1.0
+    assert code == 0 and "-> fits" in out and "block RAM" in out, out
 
 
 def _build(tmp_path, board, seed, sub):

@@ -170,20 +170,21 @@ def test_fuzz_verilator_w8():
     check(lfsr, "verilator", "w8 with LFSR back-pressure", seed + 1, 200)
 
 
-def test_fuzz_verilator_ice40_w8():
-    """The iCE40 form of the design (hw.top target "ice40": bit-serial CRCs taking a word
-    per 33 cycles, no register slices, the four-stage requantiser) under the same fuzzing,
-    with LFSR back-pressure: every response equals the model's. The watchdog bound is
-    scaled by 3 for the serial CRCs (33 cycles per word in and 34 out, against the 8 per
-    word of an 8-bit stream the bound allows; the slowest response took 1.3 times the
-    unscaled bound)."""
-    seed, frames = 102, 400          # the frames of test_fuzz_verilator_w8
-    out, _ = run_job(build(CONFIGS["w8"], "verilator", target="ice40"),
+def test_fuzz_verilator_ice40():
+    """The iCEBreaker's exact build configuration in its iCE40 form (hw.top target "ice40":
+    bit-serial CRCs taking a word per 33 cycles, no register slices, the four-stage
+    requantiser) under the same fuzzing, with LFSR back-pressure: every response equals
+    the model's. The watchdog bound is scaled by 3 for the serial CRCs (33 cycles per word
+    in and 34 out, against the 8 per word of an 8-bit stream the bound allows). The
+    simulation model is the one tests/test_sim_network.py builds."""
+    from anyprec.boards.registry import BOARDS
+    seed, frames = 102, 400
+    out, _ = run_job(build(BOARDS["icebreaker"].default, "verilator", target="ice40"),
                      "anyprec.sim.robust:fuzz_runs",
                      {"runs": [{"seed": seed, "frames": frames, "watchdog_scale": 3,
                                 "gap_rate": 64, "stall_rate": 64}]})
     res, = out["runs"]
-    check(res, "verilator", "w8 ice40 target", seed, frames)
+    check(res, "verilator", "iCEBreaker config, ice40 target", seed, frames)
 
 
 @pytest.mark.parametrize("name,frames,seed", [("w32", 100, 105), ("w8", 60, 106)])

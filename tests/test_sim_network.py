@@ -38,8 +38,8 @@ def test_network_verilator_full_split():
 
 
 def test_network_icarus_subset():
-    report = verify(bits=range(1, 9), mixed=MIXED, samples=24, sim="icarus")
-    _check(report, 24)
+    report = verify(bits=range(1, 9), mixed=MIXED, samples=12, sim="icarus")
+    _check(report, 12)
 
 
 @pytest.mark.slow
@@ -76,8 +76,8 @@ def test_network_drain_lanes():
     # the 10 logits leave in groups of 4, 4, 2; every precision, both simulators.
     from anyprec.hw.config import AnyprecConfig
     cfg = AnyprecConfig(rows=16, cols=8, drain=4)
-    report = verify(bits=range(1, 9), mixed=MIXED, samples=40, cfg=cfg, sim="verilator")
-    _check(report, 40)
+    report = verify(bits=range(1, 9), mixed=MIXED, samples=24, cfg=cfg, sim="verilator")
+    _check(report, 24)
     small = verify(bits=[1, 8], samples=6, cfg=cfg, sim="icarus")
     _check(small, 6)
 
