@@ -145,6 +145,16 @@ def test_skid_passes_every_word_in_order(gap, stall, spare):
         assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
 
 
+async def _ten_words_at_full_rate(ctx, dut, seen):
+    """Offer words 0..9 one per cycle with the output ready; ``seen`` gets the output."""
+    ctx.set(dut.o.ready, 1)
+    ctx.set(dut.i.valid, 1)
+    for n in range(10):
+        ctx.set(dut.i.payload, {"data": n, "last": 0})
+        await ctx.tick()
+        seen.append(ctx.get(dut.o.payload.data) if ctx.get(dut.o.valid) else None)
+
+
 def test_skid_full_throughput_and_registered_ready():
     """One word per cycle with no stalls, and ``i.ready`` does not follow ``o.ready``
     combinationally (it is a flip-flop: the point of the slice)."""
@@ -152,12 +162,7 @@ def test_skid_full_throughput_and_registered_ready():
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 1)
-        for n in range(10):
-            ctx.set(dut.i.payload, {"data": n, "last": 0})
-            await ctx.tick()
-            seen.append(ctx.get(dut.o.payload.data) if ctx.get(dut.o.valid) else None)
+        await _ten_words_at_full_rate(ctx, dut, seen)
         # Stall the output: the word offered in that cycle goes to the spare, and only
         # then does ready fall.
         ctx.set(dut.o.ready, 0)
@@ -178,12 +183,7 @@ def test_skid_without_spare_full_throughput():
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 1)
-        for n in range(10):
-            ctx.set(dut.i.payload, {"data": n, "last": 0})
-            await ctx.tick()
-            seen.append(ctx.get(dut.o.payload.data) if ctx.get(dut.o.valid) else None)
+        await _ten_words_at_full_rate(ctx, dut, seen)
         ctx.set(dut.o.ready, 0)
         ctx.set(dut.i.payload, {"data": 99, "last": 0})
         assert ctx.get(dut.i.ready) == 0
