@@ -76,10 +76,10 @@ def test_network_drain_lanes():
     # the 10 logits leave in groups of 4, 4, 2; every precision, both simulators.
     from anyprec.hw.config import AnyprecConfig
     cfg = AnyprecConfig(rows=16, cols=8, drain=4)
-    report = verify(bits=range(1, 9), mixed=MIXED, samples=24, cfg=cfg, sim="verilator")
-    _check(report, 24)
-    small = verify(bits=[1, 8], samples=6, cfg=cfg, sim="icarus")
-    _check(small, 6)
+    report = verify(bits=range(1, 9), mixed=MIXED, samples=16, cfg=cfg, sim="verilator")
+    _check(report, 16)
+    small = verify(bits=[1, 8], samples=4, cfg=cfg, sim="icarus")
+    _check(small, 4)
 
 
 def test_network_ice40_target_both_sims():
@@ -103,10 +103,10 @@ def test_network_parallel_baseline_at_8_bits():
     # The bit-parallel baseline runs the same protocol and model, at N = 8 bits only.
     from anyprec.hw.config import AnyprecConfig
     cfg = AnyprecConfig(design="parallel")
-    report = verify(bits=[8], samples=60, cfg=cfg, sim="verilator")
-    _check(report, 60)
-    small = verify(bits=[8], samples=6, cfg=cfg, sim="icarus")
-    _check(small, 6)
+    report = verify(bits=[8], samples=30, cfg=cfg, sim="verilator")
+    _check(report, 30)
+    small = verify(bits=[8], samples=4, cfg=cfg, sim="icarus")
+    _check(small, 4)
     from anyprec.golden.errors import PrecisionError
     with pytest.raises(PrecisionError, match="8-bit weights only"):
         verify(bits=[4], samples=2, cfg=cfg, sim="icarus")

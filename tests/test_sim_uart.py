@@ -35,10 +35,13 @@ def test_uart_digits_icarus():
     _check("icarus", [(3, 8), (2, 4), (1, 8)], samples=2, planes=3)
 
 
+@pytest.mark.slow
 def test_uart_digits_ice40_target():
     """The iCEBreaker's design as its build makes it (target ice40: four-stage requantiser,
     bit-serial CRCs, no register slices) at its 1x4 array, with three layer slots for the
-    digits model (the board itself has one): two precisions, one image each, Verilator."""
+    digits model (the board itself has one): two precisions, one image each, Verilator.
+    In make test-all (suite time); make test runs the iCE40 form's pieces in unit tests,
+    the board configuration with the one-layer model, and its fuzz test."""
     from dataclasses import replace
     from anyprec.boards.registry import BOARDS
     cfg = replace(BOARDS["icebreaker"].default, layers=3)
