@@ -42,12 +42,18 @@ from . import protocol as P
 from .errors import DeviceError, ModelMismatchError, ProtocolError
 from .protocol import Opcode, Status
 
-__all__ = ["DriverCore", "Driver", "AsyncDriver", "check_model", "plan_configure"]
+__all__ = ["DriverCore", "Driver", "AsyncDriver", "check_model", "plan_configure",
+           "layer_slots"]
 
 
 # --------------------------------------------------------------------------------------
 # Model checks and memory planning (pure)
 # --------------------------------------------------------------------------------------
+
+def layer_slots(n):
+    """``"1 layer slot"`` or ``"n layer slots"``, for messages."""
+    return "1 layer slot" if n == 1 else f"{n} layer slots"
+
 
 def check_model(net, cfg: AnyprecConfig) -> list[tuple[int, int]]:
     """Check that an integer network fits a device; return its layer shapes.
@@ -74,9 +80,8 @@ def check_model(net, cfg: AnyprecConfig) -> list[tuple[int, int]]:
     if not net.layers:
         raise ShapeError("the model has no layers")
     if len(net.layers) > cfg.layers:
-        slots = "1 layer slot" if cfg.layers == 1 else f"{cfg.layers} layer slots"
         raise ModelMismatchError(f"the model has {len(net.layers)} layers, the device "
-                                 f"only {slots}")
+                                 f"only {layer_slots(cfg.layers)}")
     shapes = []
     for l, layer in enumerate(net.layers):
         codes = np.asarray(layer.codes)

@@ -118,14 +118,15 @@ def model_for_device(args, net, cfg, progress=None):
     """Without ``--model``, a device with fewer layer slots than the shipped MLP (the
     iCEBreaker's one-slot build) runs the shipped one-layer digits classifier instead."""
     from ...golden.export import DEFAULT_LINEAR_MODEL, load_model
+    from ..driver import layer_slots
     if args.model is not None or len(net.layers) <= cfg.layers:
         return net
     lin, _ = load_model(DEFAULT_LINEAR_MODEL)
     if len(lin.layers) > cfg.layers or lin.n != net.n or lin.a != net.a:
         return net          # driver.check_model then says what does not fit
     if progress:
-        slots = "1 layer slot" if cfg.layers == 1 else f"{cfg.layers} layer slots"
-        progress(f"the device has {slots}, the digits MLP {len(net.layers)} layers: "
+        progress(f"the device has {layer_slots(cfg.layers)}, the digits MLP "
+                 f"{len(net.layers)} layers: "
                  f"running the one-layer digits classifier ({DEFAULT_LINEAR_MODEL.name})")
     return lin
 
