@@ -122,6 +122,19 @@ def _cfg(rows, cols, **kw):
                          drain=kw.pop("drain", 1), **kw)
 
 
+def _ulx3s(size, *, luts, brams, dsps, default, notes=""):
+    # The ULX3S comes with four ECP5 sizes on one PCB: same pins, clock and LEDs.
+    return Board(
+        name=f"ulx3s-{size.lower()}", title=f"Radiona ULX3S {size}", family="ecp5",
+        device=f"LFE5U-{size}", package="CABGA381",
+        platform=f"amaranth_boards.ulx3s:ULX3S_{size}_Platform",
+        luts=luts, ffs=luts, brams=brams, bram_kind="DP16KD", dsps=dsps,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=90.0, goal_mhz=150.0,
+        uart_rx="M1", uart_tx="L4",
+        leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+        default=default, notes=notes)
+
+
 BOARDS = {b.name: b for b in (
     Board(
         name="icebreaker", title="1BitSquared iCEBreaker", family="ice40",
@@ -141,15 +154,25 @@ BOARDS = {b.name: b for b in (
         synth_opts=("-dsp", "-spram"),
     ),
     Board(
-        name="ulx3s-85f", title="Radiona ULX3S 85F", family="ecp5",
-        device="LFE5U-85F", package="CABGA381",
-        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
-        luts=83640, ffs=83640, brams=208, bram_kind="DP16KD", dsps=156,
-        clock_resource="clk25", osc_mhz=25.0, target_mhz=90.0, goal_mhz=150.0,
-        uart_rx="M1", uart_tx="L4",
-        leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
-        default=_cfg(16, 16),
+        name="icesugar", title="MuseLab iCESugar", family="ice40",
+        device="iCE40UP5K", package="SG48",
+        platform="amaranth_boards.icesugar:ICESugarPlatform",
+        luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
+        clock_resource="clk12", osc_mhz=12.0, target_mhz=24.0, goal_mhz=50.0,
+        uart_rx="4", uart_tx="6",
+        leds={"heartbeat": ("led_g", 0), "busy": ("led_b", 0), "error": ("led_r", 0)},
+        default=_cfg(1, 4, layers=1),
+        notes="The iCEBreaker's device (UP5K) and design: one layer slot, iCE40 form. "
+              "The UART is the on-board iCELink's.",
+        synth_opts=("-dsp", "-spram"),
     ),
+    _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16)),
+    _ulx3s("45F", luts=43848, brams=108, dsps=72, default=_cfg(16, 16)),
+    _ulx3s("25F", luts=24288, brams=56, dsps=28, default=_cfg(8, 8)),
+    _ulx3s("12F", luts=12288, brams=32, dsps=28, default=_cfg(8, 8),
+           notes="nextpnr places the 12F on the 25F die it shares and reports the 25F's "
+                 "24,288 logic cells; the default configuration is sized against Lattice's "
+                 "12,288."),
     Board(
         name="icesugar-pro", title="MuseLab iCESugar-Pro", family="ecp5",
         device="LFE5U-25F", package="CABGA256",
