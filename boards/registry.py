@@ -58,6 +58,15 @@ class Board:
         False when the smallest useful configuration is known not to fit the device
         (measured); ``anyprec build --board all`` skips such a board.
     notes : str
+    programmer : tuple
+        The programmer's command line, ``{bitstream}`` standing for the file
+        (boards/program.py; empty for vendor-tool boards).
+    programmer_flash : tuple
+        The same writing the configuration flash, when ``programmer`` loads the volatile
+        SRAM (empty when ``programmer`` writes the flash already).
+    serial_port : str
+        Where the board's USB serial port usually appears on Linux (a hint for
+        ``anyprec run --port``).
     """
     name: str
     title: str
@@ -84,6 +93,9 @@ class Board:
     extra_resources: str = ""
     notes: str = ""
     synth_opts: tuple = field(default=())
+    programmer: tuple = field(default=())
+    programmer_flash: tuple = field(default=())
+    serial_port: str = ""
 
     @property
     def holds_digits(self):
@@ -110,6 +122,8 @@ class Board:
             "default_config": self.default.to_dict(),
             "holds_digits_mlp": self.holds_digits,
             "notes": self.notes,
+            "programmer": " ".join(self.programmer),
+            "serial_port": self.serial_port,
         }
 
 
@@ -132,7 +146,10 @@ def _ulx3s(size, *, luts, brams, dsps, default, notes=""):
         clock_resource="clk25", osc_mhz=25.0, target_mhz=90.0, goal_mhz=150.0,
         uart_rx="M1", uart_tx="L4",
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
-        default=default, notes=notes)
+        default=default, notes=notes,
+        programmer=("openFPGALoader", "-b", "ulx3s", "{bitstream}"),
+        programmer_flash=("openFPGALoader", "-b", "ulx3s", "-f", "{bitstream}"),
+        serial_port="/dev/ttyUSB0")
 
 
 BOARDS = {b.name: b for b in (
@@ -152,6 +169,8 @@ BOARDS = {b.name: b for b in (
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "
               "snap-off PMOD.",
         synth_opts=("-dsp", "-spram"),
+        # The FTDI's first channel writes the flash, the second is the UART.
+        programmer=("iceprog", "{bitstream}"), serial_port="/dev/ttyUSB1",
     ),
     Board(
         name="icesugar", title="MuseLab iCESugar", family="ice40",
@@ -165,6 +184,7 @@ BOARDS = {b.name: b for b in (
         notes="The iCEBreaker's device (UP5K) and design: one layer slot, iCE40 form. "
               "The UART is the on-board iCELink's.",
         synth_opts=("-dsp", "-spram"),
+        programmer=("icesprog", "{bitstream}"), serial_port="/dev/ttyACM0",
     ),
     _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16)),
     _ulx3s("45F", luts=43848, brams=108, dsps=72, default=_cfg(16, 16)),
@@ -183,6 +203,7 @@ BOARDS = {b.name: b for b in (
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"),
               "error": ("rgb_led", 0, "r")},
         default=_cfg(8, 8),
+        programmer=("icesprog", "{bitstream}"), serial_port="/dev/ttyACM0",
     ),
     Board(
         name="arty-a7-35", title="Digilent Arty A7-35T", family="xc7",
@@ -193,7 +214,7 @@ BOARDS = {b.name: b for b in (
         uart_rx="A9", uart_tx="D10",
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
         default=_cfg(8, 8),
-        bitstream=False,
+        bitstream=False, serial_port="/dev/ttyUSB1",
         notes="Vendor tools (Vivado) are closed: anyprec writes Verilog, a wrapper and an "
               "XDC; build the bitstream in Vivado.",
     ),
