@@ -34,17 +34,18 @@ def _digest():
 
 def build_uart(cfg, sim=None, *, divisor=4, timeout=4000, target="generic"):
     """Compile (or reuse) the UART board design for ``target`` (``hw.config.TARGETS``;
-    not ``"ecp5"``, whose cells need models); returns ``(build_dir, sim, seconds)``."""
+    ``"ecp5"`` with yosys' models of its carry cells, as :func:`anyprec.sim.runner.build`);
+    returns ``(build_dir, sim, seconds)``."""
     from cocotb_tools.runner import get_runner
     from ..boards.bridge import generate_uart_verilog
-    from ..hw.top import VERILATOR_WAIVERS
+    from ..hw.top import VERILATOR_WAIVERS, cell_models
 
-    if target == "ecp5":
-        raise ValueError("the UART simulation takes the generic or ice40 target")
+    models = cell_models(target)       # also rejects an unknown target
     sim = resolve_sim(sim)
     setup_env()
     key_src = json.dumps({"cfg": cfg.to_dict(), "sim": sim, "divisor": divisor,
                           "timeout": timeout, "target": target, "tools": tool_versions(sim),
+                          "models": hashlib.sha256(models.encode()).hexdigest(),
                           "src": _digest()}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     bdir = cache_root() / f"uart-{sim}" / key
@@ -58,12 +59,16 @@ def build_uart(cfg, sim=None, *, divisor=4, timeout=4000, target="generic"):
             vfile.write_text(generate_uart_verilog(cfg, divisor=divisor, timeout=timeout,
                                                    heartbeat_bits=8, stretch_bits=4,
                                                    target=target))
+            sources = [vfile]
+            if models:
+                (bdir / "cells.v").write_text(models)
+                sources.insert(0, bdir / "cells.v")
             runner = get_runner(sim)
             if sim == "verilator":
                 _fix_verilator_make()
             args = list(VERILATOR_WAIVERS) if sim == "verilator" else ["-g2005"]
             try:
-                runner.build(sources=[vfile], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=bdir,
                              timescale=_TIMESCALE, build_args=args, always=True,
                              log_file=bdir / "build.log")
             except Exception as e:

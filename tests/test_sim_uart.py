@@ -49,6 +49,17 @@ def test_uart_digits_ice40_target():
 
 
 @pytest.mark.slow
+def test_uart_digits_ecp5_target():
+    """The ECP5 boards' design as their builds make it (target ecp5: the MAC array's first
+    adder level as CCU2C carry cells, simulated with yosys' cell models) at the ULX3S-25F /
+    iCESugar-Pro default configuration, through the UART pins: two precisions, one image
+    each, Verilator. In make test-all."""
+    from anyprec.boards.registry import BOARDS
+    _check("verilator", [(3, 8), (1, 4)], samples=1, planes=3,
+           cfg=BOARDS["ulx3s-25f"].default, target="ecp5")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_uart_digits_full(sim):
     """All planes, 8/5/1-bit weights and 8/4/2-bit activations, four images each."""
