@@ -158,7 +158,7 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
     dev = {"points": [dict(_rec("serial", 32, 32, 30000, 90), ffs=1, brams=1, dsps=2,
                            ref_layer=[256, 256]),
                       dict(_rec("parallel-dsp", 12, 12, 9000, 80), ffs=1, brams=1, dsps=146,
-                           clock_constraint_mhz=90.0),
+                           clock_constraint_mhz=90.0, measured_on="2026-12-06"),
                       dict(_rec("serial", 16, 16, 1, 1), ffs=1, brams=1, dsps=0,
                            ref_layer=[256, 256])],
            "tools": {"x": "1"}, "date": "2026-11-22", "note": "the 12x12 point is missing"}
@@ -178,7 +178,9 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
     # Included points built at different clock constraints get footnotes of their own.
     assert "| 32x32 (b) |" in md and "| 12x12 (c) |" in md
     assert "(b) measured on 2026-11-22 by the same flow, and included" in md
-    assert ("(c) measured on 2026-11-22 by the same flow, place and route constrained at "
+    # A point re-measured alone keeps its own date.
+    assert merged["points"][4]["measured_on"] == "2026-12-06"
+    assert ("(c) measured on 2026-12-06 by the same flow, place and route constrained at "
             "90 MHz") in md
     assert merged["summary"]["whole_device_pairs"]["1"] == (
         "32x32 serial vs 12x12 parallel-dsp (146 DSPs)")

@@ -120,7 +120,9 @@ def _include(rep, paths):
         for p in pts:
             if key(p) not in have:
                 have.add(key(p))
-                rep["points"].append(dict(p, included_from=str(path), measured_on=date))
+                # A point re-measured alone carries its own date (measured_on).
+                rep["points"].append(dict(p, included_from=str(path),
+                                          measured_on=p.get("measured_on", date)))
         for name, ver in tools.items():
             rep["tools"].setdefault(name, ver)
         if isinstance(other.get("note"), str):
