@@ -152,38 +152,38 @@ def _ulx3s(size, *, luts, brams, dsps, default, notes=""):
         serial_port="/dev/ttyUSB0")
 
 
-BOARDS = {b.name: b for b in (
-    Board(
-        name="icebreaker", title="1BitSquared iCEBreaker", family="ice40",
-        device="iCE40UP5K", package="SG48",
-        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+def _up5k(**kw):
+    # iCE40UP5K-SG48 boards with a 12 MHz oscillator: one layer slot of the iCE40 form
+    # fits (docs/boards.md); the weight memory goes to SPRAM.
+    return Board(
+        family="ice40", device="iCE40UP5K", package="SG48",
         luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
         clock_resource="clk12", osc_mhz=12.0, target_mhz=24.0, goal_mhz=50.0,
+        default=_cfg(1, 4, layers=1), synth_opts=("-dsp", "-spram"), **kw)
+
+
+BOARDS = {b.name: b for b in (
+    _up5k(
+        name="icebreaker", title="1BitSquared iCEBreaker",
+        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         uart_rx="6", uart_tx="9",
         leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
         extra_resources="break_off_pmod",
-        default=_cfg(1, 4, layers=1),
         notes="One layer slot: a 1x4 array in iCE40 form (four-stage requantiser, "
               "bit-serial CRCs, no register slices) takes 5,102 of the 5,280 logic cells "
               "and meets 24 MHz; three slots (the digits MLP) need 5,788 (109%, "
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "
               "snap-off PMOD.",
-        synth_opts=("-dsp", "-spram"),
         # The FTDI's first channel writes the flash, the second is the UART.
         programmer=("iceprog", "{bitstream}"), serial_port="/dev/ttyUSB1",
     ),
-    Board(
-        name="icesugar", title="MuseLab iCESugar", family="ice40",
-        device="iCE40UP5K", package="SG48",
+    _up5k(
+        name="icesugar", title="MuseLab iCESugar",
         platform="amaranth_boards.icesugar:ICESugarPlatform",
-        luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
-        clock_resource="clk12", osc_mhz=12.0, target_mhz=24.0, goal_mhz=50.0,
         uart_rx="4", uart_tx="6",
         leds={"heartbeat": ("led_g", 0), "busy": ("led_b", 0), "error": ("led_r", 0)},
-        default=_cfg(1, 4, layers=1),
         notes="The iCEBreaker's device (UP5K) and design: one layer slot, iCE40 form. "
               "The UART is the on-board iCELink's.",
-        synth_opts=("-dsp", "-spram"),
         programmer=("icesprog", "{bitstream}"), serial_port="/dev/ttyACM0",
     ),
     _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16)),
