@@ -1,8 +1,9 @@
 """The board targets: device, resources, clocks, UART pins and a default configuration.
 
 Each default :class:`~anyprec.hw.config.AnyprecConfig` holds the shipped digits MLP
-(3 layers of at most 64 x 64, N = 8, A = 8) and was chosen from measured builds
-(docs/boards.md) to fit with headroom and meet timing at the board's target clock.
+(3 layers of at most 64 x 64, N = 8, A = 8), except on the UP5K boards, which fit one
+layer slot (the shipped one-layer classifier), and was chosen from measured builds
+(docs/boards.md) to fit and meet timing at the board's target clock.
 """
 
 from dataclasses import dataclass, field
