@@ -82,9 +82,9 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
                + (f" -o {outdir}'" if outdir else "'") + " first")
         raise ProgramError(f"no bitstream at {path}: {how}")
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
     if not data:
         raise ProgramError(f"{path} is empty: rebuild it")
+    digest = hashlib.sha256(data).hexdigest()
     report_file = path.parent / f"{path.stem}.anyprec.json"
     built = None
     if report_file.is_file():
@@ -113,7 +113,7 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
     if dry_run:
         return rep
     if found is None:
-        base = Path(board.programmer[0]).name
+        base = board.programmer[0]
         raise ProgramError(f"{tool} not found: install it ({INSTALL_HINTS.get(base, base)}) "
                            f"or set ${_env_name(base)} to its path")
     t0 = time.monotonic()
