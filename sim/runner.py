@@ -121,6 +121,14 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _cell_sources(bdir, models):
+    """``[cells.v]`` in ``bdir`` holding ``models`` (``hw.top.cell_models``), or ``[]``."""
+    if not models:
+        return []
+    (bdir / "cells.v").write_text(models)
+    return [bdir / "cells.v"]
+
+
 def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
     """Compile (or reuse) the simulation model for ``cfg`` on ``sim``.
 
@@ -151,10 +159,7 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
         if not stamp.exists():
             bdir.mkdir(parents=True, exist_ok=True)
             vfile.write_text(generate_sim_verilog(cfg, name="anyprec_sim_top", target=target))
-            sources = [vfile, wfile]
-            if models:
-                (bdir / "cells.v").write_text(models)
-                sources.insert(0, bdir / "cells.v")
+            sources = _cell_sources(bdir, models) + [vfile, wfile]
             wfile.write_text(generate_clock_wrapper(cfg, name=TOPLEVEL, inner="anyprec_sim_top"))
             (bdir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
             runner = _get_runner(sim)

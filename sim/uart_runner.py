@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from ..hw.config import AnyprecConfig
-from .runner import (SimulationFailed, cache_root, _locked, _fix_verilator_make,
-                     _source_digest, _failures, _TIMESCALE)
+from .runner import (SimulationFailed, cache_root, _cell_sources, _locked,
+                     _fix_verilator_make, _source_digest, _failures, _TIMESCALE)
 from .tools import resolve_sim, setup_env, tool_versions
 
 __all__ = ["build_uart", "run_uart", "TOPLEVEL"]
@@ -59,10 +59,7 @@ def build_uart(cfg, sim=None, *, divisor=4, timeout=4000, target="generic"):
             vfile.write_text(generate_uart_verilog(cfg, divisor=divisor, timeout=timeout,
                                                    heartbeat_bits=8, stretch_bits=4,
                                                    target=target))
-            sources = [vfile]
-            if models:
-                (bdir / "cells.v").write_text(models)
-                sources.insert(0, bdir / "cells.v")
+            sources = _cell_sources(bdir, models) + [vfile]
             runner = get_runner(sim)
             if sim == "verilator":
                 _fix_verilator_make()
