@@ -159,13 +159,21 @@ class UartTx(wiring.Component):
         timer = Signal(range(div))
         shreg = Signal(10)               # stop, data[7:0], start; shifted out LSB first
         left = Signal(range(11))         # bits not yet started
-        m.d.comb += [self.busy.eq((left != 0) | (timer != 0)), self.i.ready.eq(~self.busy)]
+        # `busy` is a flip-flop: (left != 0) | (timer != 0) of the next state. As a
+        # compare of the timer it began the ready chain into the bridge's response path
+        # (Fmax at 150 MHz on the 85F).
+        n_left = Signal.like(left)
+        n_timer = Signal.like(timer)
+        m.d.comb += [n_left.eq(left), n_timer.eq(timer), self.i.ready.eq(~self.busy)]
+        m.d.sync += [left.eq(n_left), timer.eq(n_timer),
+                     self.busy.eq((n_left != 0) | (n_timer != 0))]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [shreg.eq(Cat(0, self.i.payload, 1)), left.eq(10)]
+            m.d.sync += shreg.eq(Cat(0, self.i.payload, 1))
+            m.d.comb += n_left.eq(10)
         with m.Elif(timer != 0):
-            m.d.sync += timer.eq(timer - 1)
+            m.d.comb += n_timer.eq(timer - 1)
         with m.Elif(left != 0):
             # Each bit is held for `div` cycles; `busy` covers the whole stop bit.
-            m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg[1:]), left.eq(left - 1),
-                         timer.eq(div - 1)]
+            m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg[1:])]
+            m.d.comb += [n_left.eq(left - 1), n_timer.eq(div - 1)]
         return m

@@ -25,7 +25,8 @@ Per-layer descriptors (sizes, base address, planes loaded, run precision...) are
 register files read combinationally; layer slots are few.
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const, Array, Elaboratable, signed, unsigned
+from amaranth import (Module, Signal, Mux, Cat, Const, Array, Elaboratable, Instance,
+                      ClockSignal, signed, unsigned)
 from amaranth.lib import wiring, data, stream
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
@@ -37,7 +38,7 @@ from .stream import WORD_STREAM, Skid
 from .framing import RxFramer, TxFramer
 from .actbuf import ActWriter
 from .engine import LayerEngine, MODE_RAW, MODE_HIDDEN, MODE_FINAL
-from .lane import is_ice40
+from .lane import is_ice40, is_ecp5
 
 __all__ = ["AnyprecCore"]
 
@@ -87,6 +88,55 @@ class _Port:
         self.__dict__.update(signals)
 
 
+_DP16KD_DEPTH = 512      # words of an ECP5 DP16KD in its 36-bit mode
+
+
+class _Dp16kdOutreg(Elaboratable):
+    """One ECP5 DP16KD as a 512 x 36 simple dual-port RAM (write port A, read port B)
+    with its output register on: read data two cycles after the address, like a
+    ``Memory`` sync read port followed by a flip-flop. yosys never infers the output
+    register, so the block RAM is instantiated (simulated with ``hw.top.cell_models``).
+
+    The pins follow yosys' own map of a 36-bit memory (share/lattice/brams_map_16kd.v,
+    ``$__PDPW16KD_``): word bits 0-17 on DIA/DOA, 18-35 on DIB/DOB, the address on
+    AD*13..5, ADA3..0 the byte enables. In this mode half of the read word leaves
+    through port A's output pins, so both REGMODE_A and REGMODE_B are OUTREG (what
+    nextpnr does for a PDPW16KD, and what its timing model expects of the DOA pins).
+    """
+
+    def __init__(self, *, waddr, wdata, we, raddr, rdata):
+        assert len(wdata) == len(rdata) <= 36 and len(waddr) <= 9 and len(raddr) <= 9
+        self.waddr, self.wdata, self.we, self.raddr, self.rdata = waddr, wdata, we, raddr, rdata
+
+    def elaborate(self, platform):
+        m = Module()
+        w = len(self.wdata)
+        do = Signal(36)
+        m.d.comb += self.rdata.eq(do[:w])
+        ports = {}
+        for i in range(14):
+            # 36-bit mode: address bits 13..5; ADA3..0 are the four 9-bit byte enables.
+            ports[f"i_ADA{i}"] = (self.waddr[i - 5] if 5 <= i < 5 + len(self.waddr) else
+                                  (self.we if i < 4 else 0))
+            ports[f"i_ADB{i}"] = self.raddr[i - 5] if 5 <= i < 5 + len(self.raddr) else 0
+        for i in range(18):
+            ports[f"i_DIA{i}"] = self.wdata[i] if i < w else 0
+            ports[f"i_DIB{i}"] = self.wdata[18 + i] if 18 + i < w else 0
+            ports[f"o_DOA{i}"] = do[i]
+            ports[f"o_DOB{i}"] = do[18 + i]
+        m.submodules.ram = Instance(
+            "DP16KD",
+            p_DATA_WIDTH_A=36, p_DATA_WIDTH_B=36, p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG",
+            p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC", p_CSDECODE_A="0b000",
+            p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+            p_GSR="DISABLED",
+            i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=1, i_RSTA=0,
+            i_CSA0=0, i_CSA1=0, i_CSA2=0,
+            i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0,
+            i_CSB0=0, i_CSB1=0, i_CSB2=0, **ports)
+        return m
+
+
 class BankedMemory(Elaboratable):
     """The weight memory: banks of ``bank_depth`` words, each bank's read data registered
     before the bank multiplexer, so block-RAM clock-to-out ends in a flip-flop (Fmax;
@@ -114,21 +164,36 @@ class BankedMemory(Elaboratable):
         B, n = self._bank, self._n
         lo = max(B - 1, 1).bit_length() if n > 1 else len(self.w.addr)
         outs = []
+        ecp5 = is_ecp5(platform) and not self._hold_read and B <= _DP16KD_DEPTH
         for b in range(n):
             depth = min(B, self._depth - b * B)
-            mem = Memory(shape=self._width, depth=max(depth, 2), init=[])
-            m.submodules[f"bank{b}"] = mem
-            wp = mem.write_port(granularity=self._gran)
-            rp = mem.read_port(domain="sync")
             sel_w = (self.w.addr[lo:] == b) if n > 1 else Const(1)
-            m.d.comb += [wp.addr.eq(self.w.addr[:lo]), wp.data.eq(self.w.data),
-                         wp.en.eq(Mux(sel_w, self.w.en, 0)),
-                         rp.addr.eq(self.r.addr[:lo])]
-            # A read enable becomes a multiplexer between the block RAM and its register
-            # (it must hold the old word); only the single-port SPRAM needs it.
-            m.d.comb += rp.en.eq(self.r.en if self._hold_read else 1)
             q = Signal(self._width, name=f"bank{b}_q", reset_less=True)
-            m.d.sync += q.eq(rp.data)
+            if ecp5:
+                # The block RAM's own output register holds the second cycle: its
+                # clock-to-out from the array (5.8 ns) into a fabric flip-flop capped the
+                # ECP5 builds near 120 MHz (docs/boards.md).
+                en = Signal.like(self.w.en)
+                m.d.comb += en.eq(Mux(sel_w, self.w.en, 0))
+                gran = self._gran or self._width
+                for g in range(self._width // gran):
+                    for lo_bit in range(g * gran, (g + 1) * gran, 36):
+                        hi_bit = min(lo_bit + 36, (g + 1) * gran)
+                        m.submodules[f"bank{b}_{lo_bit}"] = _Dp16kdOutreg(
+                            waddr=self.w.addr[:lo], wdata=self.w.data[lo_bit:hi_bit],
+                            we=en[g], raddr=self.r.addr[:lo], rdata=q[lo_bit:hi_bit])
+            else:
+                mem = Memory(shape=self._width, depth=max(depth, 2), init=[])
+                m.submodules[f"bank{b}"] = mem
+                wp = mem.write_port(granularity=self._gran)
+                rp = mem.read_port(domain="sync")
+                m.d.comb += [wp.addr.eq(self.w.addr[:lo]), wp.data.eq(self.w.data),
+                             wp.en.eq(Mux(sel_w, self.w.en, 0)),
+                             rp.addr.eq(self.r.addr[:lo])]
+                # A read enable becomes a multiplexer between the block RAM and its
+                # register (it must hold the old word); only the single-port SPRAM needs it.
+                m.d.comb += rp.en.eq(self.r.en if self._hold_read else 1)
+                m.d.sync += q.eq(rp.data)
             outs.append(q)
         if n > 1:
             sel1 = Signal(range(n))
@@ -196,8 +261,22 @@ class AnyprecCore(wiring.Component):
             bank_depth=tab_depth if is_ice40(platform) else WMEM_BANK,
             hold_read=is_ice40(platform))
         tab_w, tab_r = tab.w, tab.r
-        m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
-        stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
+        # On ECP5 the staging memory is block RAM with its output register (read latency
+        # 2): as distributed RAM its write address reached the read register through
+        # the RAM and its read multiplexer, a long path (Fmax). Elsewhere a Memory
+        # (block RAM on iCE40, latency 1).
+        if is_ecp5(platform):
+            m.submodules.stage = stage = BankedMemory(
+                width=_TAB.size, depth=max(cfg.max_m, 2), granularity=None,
+                bank_depth=WMEM_BANK)
+            stage_w = _Port(addr=stage.w.addr, data=data.View(_TAB, stage.w.data),
+                            en=stage.w.en)
+            stage_r = _Port(addr=stage.r.addr, data=data.View(_TAB, stage.r.data))
+            ST_LAT = 2
+        else:
+            m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
+            stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
+            ST_LAT = 1
         m.submodules.shifts = shifts = Memory(shape=range(SHIFT_MAX + 1), depth=L * N,
                                               init=[])
         shifts_w, shifts_r = shifts.write_port(), shifts.read_port(domain="comb")
@@ -262,8 +341,19 @@ class AnyprecCore(wiring.Component):
         m.submodules.txf = txf = TxFramer(serial_crc=is_ice40(platform))
         wiring.connect(m, wiring.flipped(self.i), rxf.i)
         wiring.connect(m, txf.o, wiring.flipped(self.o))
-        m.submodules.writer = writer = ActWriter(
+        m.submodules.writer = writer_ = ActWriter(
             cols=C, abits=A, depth=max(cfg.act_depth, 2), sum_bits=wd.sx_bits, lanes=DL)
+        # The writer's inputs pass through registers: the controller drives `writer`
+        # (a stand-in with the same members) and the real writer sees it a cycle later.
+        # Its two sources (host activations, the engine's results) were selected by the
+        # compute state in front of its lane logic, a long path (Fmax). Every reader of
+        # the writer (the sum in CHECK and NEXT, the buffer at START) comes later still.
+        writer = _Port(start=Signal(), valid=Signal(), n=Signal.like(writer_.n, init=1),
+                       values=Signal.like(writer_.values), flush=Signal(), sum=writer_.sum,
+                       wr_en=writer_.wr_en, wr_addr=writer_.wr_addr, wr_data=writer_.wr_data)
+        m.d.sync += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
+                     writer_.n.eq(writer.n), writer_.values.eq(writer.values),
+                     writer_.flush.eq(writer.flush)]
         m.submodules.engine = eng = LayerEngine(cfg)
 
         wr_sel = Signal()   # activation buffer the writer fills
@@ -284,8 +374,12 @@ class AnyprecCore(wiring.Component):
         wq_data = Signal.like(wmem_w.data)
         wq_en = Signal.like(wmem_w.en)
         wq_addr = Signal(aw)
+        # Only iCE40 needs that (its weight memory is SPRAM); elsewhere each port has its
+        # own address, which keeps the multiplexer out of the block RAM's address path.
+        shared = is_ice40(platform)
         m.d.comb += [wmem_we.eq(wmem_w.en.any()), wmem_r.en.eq(~wmem_we),
-                     wmem_r.addr.eq(wmem_addr), wmem_w.addr.eq(wmem_addr)]
+                     wmem_r.addr.eq(wmem_addr if shared else eng.w_addr),
+                     wmem_w.addr.eq(wmem_addr if shared else wq_addr)]
         if serial:
             m.d.comb += eng.w_data.eq(wmem_r.data)
         else:
@@ -297,10 +391,19 @@ class AnyprecCore(wiring.Component):
                                             for p in reversed(range(N))]))
         tab_rdata = data.View(data.ArrayLayout(_TAB, DL), tab_r.data)
         tab_addr = Signal.like(tab_r.addr)
-        tab_waddr = Signal.like(tab_r.addr)
+        tab_waddr = Signal.like(tab_r.addr)     # the LOAD_REQUANT copy's write (comb)
         tab_we = Signal()
-        m.d.comb += [tab_r.en.eq(~tab_we), tab_r.addr.eq(tab_addr), tab_w.addr.eq(tab_addr),
-                     tab_addr.eq(Mux(tab_we, tab_waddr, eng.t_addr))]
+        tab_wen = Signal.like(tab_w.en)
+        tab_wdata = Signal.like(tab_w.data)
+        # The copy's writes land a cycle later, from registers (the controller state in
+        # front of the block RAMs' inputs was a long path, Fmax).
+        tw_we = Signal()
+        tw_addr = Signal.like(tab_r.addr)
+        m.d.sync += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tab_w.en.eq(tab_wen),
+                     tab_w.data.eq(tab_wdata)]
+        m.d.comb += [tab_r.en.eq(~tw_we), tab_r.addr.eq(tab_addr if shared else eng.t_addr),
+                     tab_w.addr.eq(tab_addr if shared else tw_addr),
+                     tab_addr.eq(Mux(tw_we, tw_addr, eng.t_addr))]
         m.d.comb += [eng.t_m[i].eq(tab_rdata[i].m) for i in range(DL)]
         m.d.comb += [eng.t_b[i].eq(tab_rdata[i].b) for i in range(DL)]
 
@@ -315,6 +418,12 @@ class AnyprecCore(wiring.Component):
         word = rxf.word
         length = rxf.length
 
+        # The opcode decoded into registers a cycle after the header (the payload paths
+        # below test these; the first payload word comes later still).
+        op_pl, op_rq, op_x = Signal(), Signal(), Signal()
+        m.d.sync += [op_pl.eq(op == Opcode.LOAD_PLANE), op_rq.eq(op == Opcode.LOAD_REQUANT),
+                     op_x.eq((op == Opcode.MATVEC) | (op == Opcode.INFER))]
+
         fail_code = Signal(8)      # raised combinationally by the checks below
         fail_arg = Signal(8)
         with m.If((fail_code != 0) & (err == 0)):
@@ -327,8 +436,7 @@ class AnyprecCore(wiring.Component):
         with m.If(rxf.hdr):
             hop = word[0:8]
             hlen = word[16:32]
-            m.d.sync += [op.eq(hop), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0),
-                         w1.eq(0), w2.eq(0), w3.eq(0)]
+            m.d.sync += [op.eq(hop), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0)]
             bad_len = Signal()
             known = Signal()
             with m.Switch(hop):
@@ -348,9 +456,10 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += err.eq(Status.BAD_LENGTH)
 
         # ------------------------------------------------------------- payload: word 1
-        # Word 1 is checked in the cycle after it arrives, from the ``w1`` register (the
-        # framer is held for that cycle): the checks index the descriptors and compare
-        # sizes, too much logic to follow the incoming word in the same cycle (Fmax).
+        # Word 1 is checked in the cycle after it arrives, from the ``dw`` register (the
+        # framer is held for that cycle; it is in ``w1`` from the next): the checks index
+        # the descriptors and compare sizes, too much logic to follow the incoming word in
+        # the same cycle (Fmax).
         l1 = w1[0:8]
         b1 = w1[8:16]
         c1 = w1[16:24]
@@ -378,17 +487,29 @@ class AnyprecCore(wiring.Component):
         x_bits = Signal(range(A + 1))
         x_arg = Signal(8)
 
-        first = Signal()           # payload word 1 arrived last cycle; it is in w1
-        second = Signal()          # the cycle after ``first``: the checks decide
-        m.d.sync += [first.eq(rxf.pay & (rxf.idx == 1)), second.eq(first)]
-        with m.If(rxf.pay):
-            with m.Switch(rxf.idx):
-                with m.Case(1):
-                    m.d.sync += [w1.eq(word), lsel.eq(Mux(word[0:8] < L, word[0:8], 0))]
-                with m.Case(2):
-                    m.d.sync += w2.eq(word)
-                with m.Case(3):
-                    m.d.sync += w3.eq(word)
+        # Payload words 1-3 are kept from `dw` (the word of the cycle before, always
+        # registered) a cycle after they arrive: the framer's take (behind its hold)
+        # enabling 96 flip-flops was a long path (Fmax). Only `lsel` is taken directly.
+        first = Signal()           # payload word 1 arrived last cycle; it is in dw
+        second = Signal()          # the cycle after ``first``: it is in w1, checks decide
+        pay2, pay3 = Signal(), Signal()
+        dw = Signal(32)
+        m.d.sync += [first.eq(rxf.pay & (rxf.idx == 1)), second.eq(first),
+                     pay2.eq(rxf.pay & (rxf.idx == 2)), pay3.eq(rxf.pay & (rxf.idx == 3))]
+        with m.If(rxf.pay & (rxf.idx == 1)):
+            m.d.sync += lsel.eq(Mux(word[0:8] < L, word[0:8], 0))
+        # They read 0 in a frame without them: cleared the cycle after the header (at
+        # least a cycle before word 1 reaches w1), not by the framer's take itself.
+        hdr_r = Signal()
+        m.d.sync += hdr_r.eq(rxf.hdr)
+        with m.If(hdr_r):
+            m.d.sync += [w1.eq(0), w2.eq(0), w3.eq(0)]
+        with m.If(first):
+            m.d.sync += w1.eq(dw)
+        with m.If(pay2):
+            m.d.sync += w2.eq(dw)
+        with m.If(pay3):
+            m.d.sync += w3.eq(dw)
 
         with m.If(rxf.hdr):
             m.d.sync += [pl_ok.eq(0), rq_ok.eq(0), x_ok.eq(0), slice_cnt.eq(0),
@@ -411,13 +532,14 @@ class AnyprecCore(wiring.Component):
         r_abits0 = Signal(range(A + 1))
         r_wptr = Signal(aw + 1)
         with m.If(first):
-            bad_k = (b1 == 0) | (b1 > N) | (Const(0) if serial else (b1 != N))
+            f_l, f_b, f_c = dw[0:8], dw[8:16], dw[16:24]     # word 1, not yet in w1
+            bad_k = (f_b == 0) | (f_b > N) | (Const(0) if serial else (f_b != N))
             m.d.sync += [
-                r_l_bad.eq(l1 >= L),
-                r_pl_range.eq((l1 >= L) | (b1 >= N)),
-                r_rq_range.eq((l1 >= L) | (b1 == 0) | (b1 > N) | (c1 > SHIFT_MAX)),
-                r_mv_range.eq(bad_k | (c1 == 0) | (c1 > A)),
-                r_in_range.eq((l1 == 0) | (l1 > L)),
+                r_l_bad.eq(f_l >= L),
+                r_pl_range.eq((f_l >= L) | (f_b >= N)),
+                r_rq_range.eq((f_l >= L) | (f_b == 0) | (f_b > N) | (f_c > SHIFT_MAX)),
+                r_mv_range.eq(bad_k | (f_c == 0) | (f_c > A)),
+                r_in_range.eq((f_l == 0) | (f_l > L)),
                 r_cfg.eq(f_cfg[lsel]), r_cfg0.eq(f_cfg[0]),
                 r_pw1.eq(f_pw[lsel] + 1), r_planes.eq(f_planes[lsel]),
                 r_ms21.eq((f_ms[lsel] << 1) + 1),
@@ -478,11 +600,9 @@ class AnyprecCore(wiring.Component):
         # the framer's hold/ready chain and the memory writes in one cycle were a long path
         # (Fmax, docs/boards.md). The framer is held while an activation word waits here.
         data_word = Signal()
-        dw = Signal(32)
         dw_x = Signal()
         m.d.sync += [data_word.eq(rxf.pay & (rxf.idx >= 2)), dw.eq(word),
-                     dw_x.eq(rxf.pay & (rxf.idx >= 2) &
-                             ((op == Opcode.MATVEC) | (op == Opcode.INFER)) & x_ok)]
+                     dw_x.eq(rxf.pay & (rxf.idx >= 2) & op_x & x_ok)]
         # Plane slices -> weight memory, only for a frame that passed its word-1 checks.
         # The write data is assigned in every cycle (only the enable is conditional), so
         # that its register is a plain flip-flop and not a wide reset-to-zero (Fmax).
@@ -490,7 +610,7 @@ class AnyprecCore(wiring.Component):
         m.d.comb += full.eq(Cat(slice_buf, dw) if WPW > 1 else dw)
         sl = full[:cfg.slice_bits]
         m.d.comb += wq_data.eq(sl if serial else Cat(*([sl] * N)))
-        with m.If(data_word & (op == Opcode.LOAD_PLANE) & pl_ok):
+        with m.If(data_word & op_pl & pl_ok):
             with m.If(slice_cnt == WPW - 1):
                 if serial:
                     m.d.comb += wq_en.eq(1)
@@ -513,14 +633,20 @@ class AnyprecCore(wiring.Component):
         m.d.sync += [wmem_w.data.eq(wq_data), wmem_w.en.eq(wq_en), wq_addr.eq(wp_addr)]
         m.d.comb += wmem_addr.eq(Mux(wmem_we, wq_addr, eng.w_addr))
 
-        # Requantisation pairs -> staging memory.
-        with m.If(data_word & (op == Opcode.LOAD_REQUANT) & rq_ok):
+        # Requantisation pairs -> staging memory, written one cycle later from registers
+        # (address and data in every cycle, only the enable conditional): the opcode
+        # decode fanned out to every write port of the distributed RAM (about 1,000 of
+        # the 85F's endpoints below 150 MHz). RQ_COPY reads it long after the last write.
+        st_we = Signal()
+        st_wa = Signal.like(stage_w.addr)
+        st_wd = Signal.like(stage_w.data)
+        m.d.sync += [st_we.eq(0), st_wa.eq(rq_idx), st_wd.m.eq(rq_m), st_wd.b.eq(dw)]
+        m.d.comb += [stage_w.addr.eq(st_wa), stage_w.data.eq(st_wd), stage_w.en.eq(st_we)]
+        with m.If(data_word & op_rq & rq_ok):
             with m.If(~rq_hi):
                 m.d.sync += [rq_m.eq(dw[0:16]), rq_hi.eq(1)]
             with m.Else():
-                m.d.comb += [stage_w.addr.eq(rq_idx), stage_w.data.m.eq(rq_m),
-                             stage_w.data.b.eq(dw), stage_w.en.eq(1)]
-                m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1)]
+                m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1), st_we.eq(1)]
 
         # Activations: EPW per word, one per cycle into the writer (buffer 0).
         lane_w = 32 // EPW
@@ -531,17 +657,26 @@ class AnyprecCore(wiring.Component):
         m.d.comb += rxf.hold.eq(x_busy | dw_x | first | second)
         # The unpacked activation reaches the writer one cycle later, from registers
         # (index compare + writer + buffer write in one cycle was a long path, Fmax).
+        # The range check is registered too and fails one cycle later (still before
+        # WAITX lets CHECK run: x_push is high in that cycle). Its mask of the bits at and
+        # above x_bits follows x_bits by a cycle; x_bits is set at least three cycles
+        # before the first activation (lane select, shift and the fail priority chain
+        # into `err` in one cycle were a long path, Fmax).
         x_push = Signal()
         x_pval = Signal(lane_w)
-        m.d.sync += x_push.eq(0)
+        x_hmask = Signal(lane_w)
+        x_bad = Signal()
+        m.d.sync += [x_push.eq(0), x_bad.eq(0),
+                     x_hmask.eq(~((Const(1, lane_w + 1) << x_bits) - 1))]
         with m.If(x_busy):
             m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1)]
             with m.If(x_lane == EPW - 1):
                 m.d.sync += x_busy.eq(0)
             with m.If(x_idx < x_k):
-                with m.If((x_val >> x_bits) != 0):
-                    fail(Status.RANGE, x_arg)
-                m.d.sync += [x_push.eq(1), x_pval.eq(x_val)]
+                m.d.sync += [x_push.eq(1), x_pval.eq(x_val),
+                             x_bad.eq((x_val & x_hmask) != 0)]
+        with m.If(x_bad):
+            fail(Status.RANGE, x_arg)
 
         # ------------------------------------------------------------- response source
         # A stream of payload words for the TxFramer: status, then by source.
@@ -550,6 +685,12 @@ class AnyprecCore(wiring.Component):
         status_word = Signal(32)
         src_i = Signal(8)
         n_data = Signal(16)
+        # n_data == 0 as a flip-flop (a 16-bit compare in front of the result FIFO's
+        # ready was a long path, Fmax): exact after a take (n_data == 1 then), and
+        # otherwise a cycle behind n_data, which only RESP_SET changes, at least two
+        # cycles before the body starts (the framer sends its header first).
+        n_zero = Signal()
+        m.d.sync += n_zero.eq(n_data == 0)
         cycles = Signal(32)
         comp_done = Signal()
         st_layer = Signal(range(LW))
@@ -603,13 +744,13 @@ class AnyprecCore(wiring.Component):
                                 with m.If(st_layer == L - 1):
                                     m.d.sync += src_state.eq(3)
                     with m.Case(_SRC_DATA):
-                        with m.If(n_data == 0):
+                        with m.If(n_zero):
                             m.d.sync += src_state.eq(2)
                         with m.Else():
                             m.d.comb += [s_valid.eq(fifo_q.o.valid), s_data.eq(fifo_q.o.payload),
                                          fifo_q.o.ready.eq(s_take)]
                             with m.If(s_take):
-                                m.d.sync += n_data.eq(n_data - 1)
+                                m.d.sync += [n_data.eq(n_data - 1), n_zero.eq(n_data == 1)]
             with m.Case(2):
                 m.d.comb += [s_valid.eq(comp_done), s_data.eq(cycles)]
                 with m.If(s_take):
@@ -649,6 +790,11 @@ class AnyprecCore(wiring.Component):
         last_r = Signal()
         saddr = Signal.like(shifts_r.addr)
         q_r = Signal.like(eng.q)
+        # The correction term (2^k - 1) * sum(x) in three registered steps (SEL: the sum
+        # by buffer, SETUP: the shift, CORR: the subtraction; the three in one cycle were
+        # the 85F's critical path, 8.9 ns at a 150 MHz constraint).
+        src_sx_r = Signal(wd.sx_bits)
+        q_sh = Signal.like(eng.q)
         hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
         src_sx = Signal(wd.sx_bits)
         m.d.comb += [src_sx.eq(sx[rd_sel]), shifts_r.addr.eq(saddr)]
@@ -682,12 +828,15 @@ class AnyprecCore(wiring.Component):
                     m.next = "SEL"
             with m.State("SEL"):
                 m.d.sync += [cur_r.eq(cur), nxt_r.eq(nxt), cur_k_r.eq(cur_k),
-                             last_r.eq(last_layer)]
+                             last_r.eq(last_layer), src_sx_r.eq(src_sx)]
                 m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
                              saddr.eq(cur_r * N + cur_k_r - 1),
-                             q_r.eq((src_sx << cur_k_r) - src_sx)]
+                             q_sh.eq(src_sx_r << cur_k_r)]
+                m.next = "CORR"
+            with m.State("CORR"):
+                m.d.sync += q_r.eq(q_sh - src_sx_r)
                 m.next = "START"
             with m.State("START"):
                 m.d.comb += [eng.start.eq(1), writer.start.eq(hidden)]
@@ -716,9 +865,9 @@ class AnyprecCore(wiring.Component):
         e_layer = lsel              # word 1's layer (0 when out of range), registered
         t_new = Signal(16)
         j_new = Signal(16)
-        # w2 is written when payload word 2 arrives, at least four cycles before PRE reads
-        # t_new/j_new (CRC word, framer END, WAITX): the two-cycle quotient of a divisor
-        # that is not a power of two is settled by then.
+        # w2 is written the cycle after payload word 2 arrives, at least three cycles
+        # before PRE reads t_new/j_new (CRC word, framer END, WAITX): the two-cycle
+        # quotient of a divisor that is not a power of two is settled by then.
         m.d.comb += [t_new.eq(_ceil_div_reg(m, new_m, R, cfg.tiles_max, "t_new_q")),
                      j_new.eq(_ceil_div_reg(m, new_k, C, cfg.chunks_max, "j_new_q"))]
         tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
@@ -746,7 +895,8 @@ class AnyprecCore(wiring.Component):
                                      "pc_mv_notready"))
         pc_mrun = Signal(range(cfg.max_m + 1))
         pc_planes1 = Signal(range(N + 2))
-        pc_ms = Signal(range(cfg.max_m + 1))
+        pc_end = Signal(range(cfg.max_m + ST_LAT))
+        rq_last = Signal()
         pc_mask = Signal(N)
         pc_saddr = Signal.like(shifts_w.addr)
         rq_kk = Signal(range(max(N, 2)))     # plane index of LOAD_REQUANT (checked < N)
@@ -769,10 +919,23 @@ class AnyprecCore(wiring.Component):
         ic_knext = Signal(range(cfg.max_k + 1))
         ic_len = Signal(range(cfg.max_m + 1))
 
+        # A response is decided in two steps: the deciding state records which call of
+        # respond() it took (a small index), and RESP_SET loads the response registers
+        # from that call's values, which are all registers that hold still meanwhile.
+        # Every decision's condition feeding 66 response bits in one cycle was a long
+        # path (Fmax).
+        resp_sites = []
+        resp_site = Signal(5)
+
         def respond(status, arg=0, source=_SRC_NONE, length=1, n=0):
-            m.d.sync += [status_word.eq(status | (arg << 8)), src.eq(source),
-                         resp_len.eq(length), n_data.eq(n), src_state.eq(0)]
-            m.next = "RESPOND"
+            m.d.sync += resp_site.eq(len(resp_sites))
+            resp_sites.append((status, arg, source, length, n))
+            m.next = "RESP_SET"
+
+        # The staging memory's read address and the table's write data need no state
+        # (reads are harmless, the write enable qualifies the data).
+        m.d.comb += [stage_r.addr.eq(loop_i),
+                     tab_wdata.eq(stage_r.data.as_value().replicate(DL))]
 
         with m.FSM(name="ctrl"):
             with m.State("FRAME"):
@@ -803,7 +966,8 @@ class AnyprecCore(wiring.Component):
                     pc_planes1.eq(f_planes[pl_layer] + 1),
                     cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.tab_stride),
                     pc_tnew.eq(t_new), pc_jnew.eq(j_new),
-                    pc_ms.eq(f_ms[e_layer]), pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
+                    pc_end.eq(f_ms[e_layer] + (ST_LAT - 1)),
+                    pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
                     pc_saddr.eq(e_layer * N + rq_kk),
                 ]
                 m.next = "CHECK"
@@ -831,7 +995,7 @@ class AnyprecCore(wiring.Component):
                                 m.d.sync += f_wptr[pl_layer].eq(wp_addr)
                             respond(Status.OK)
                         with m.Case(Opcode.LOAD_REQUANT):
-                            m.d.sync += loop_i.eq(0)
+                            m.d.sync += [loop_i.eq(0), rq_last.eq(0)]
                             m.next = "RQ_COPY"
                         with m.Case(Opcode.SET_RUN):
                             with m.If(pc_sr_range):
@@ -907,19 +1071,19 @@ class AnyprecCore(wiring.Component):
                     m.d.sync += loop_i.eq(loop_i + 1)
                     m.next = "SL_OVERLAP"
 
-            # LOAD_REQUANT: copy the staged table (read latency 1), then mark it loaded.
+            # LOAD_REQUANT: copy the staged table (read latency ST_LAT), then mark it
+            # loaded. `rq_last` (a register, cleared in CHECK) marks the cycle that
+            # writes the last row: loop_i == pc_end, the layer's M + ST_LAT - 1.
             with m.State("RQ_COPY"):
-                m.d.comb += stage_r.addr.eq(loop_i)
-                m.d.sync += loop_i.eq(loop_i + 1)
-                with m.If(loop_i != 0):
-                    # Row i = loop_i - 1 is lane i mod DL of word cp_base + i / DL.
+                m.d.sync += [loop_i.eq(loop_i + 1), rq_last.eq(loop_i + 1 == pc_end)]
+                with m.If(loop_i >= ST_LAT):
+                    # Row i = loop_i - ST_LAT is lane i mod DL of word cp_base + i / DL.
                     m.d.comb += [tab_we.eq(1), tab_waddr.eq(cp_waddr),
-                                 tab_w.data.eq(stage_r.data.as_value().replicate(DL)),
-                                 tab_w.en.eq(Const(1, DL) << cp_lane)]
+                                 tab_wen.eq(Const(1, DL) << cp_lane)]
                     last_lane = cp_lane == DL - 1
                     m.d.sync += [cp_lane.eq(Mux(last_lane, 0, cp_lane + 1)),
                                  cp_waddr.eq(cp_waddr + last_lane)]
-                with m.If(loop_i == pc_ms):
+                with m.If(rq_last):
                     m.d.sync += f_mask[e_layer].eq(pc_mask)
                     m.d.comb += [shifts_w.addr.eq(pc_saddr),
                                  shifts_w.data.eq(w1[16:24]), shifts_w.en.eq(1)]
@@ -963,6 +1127,15 @@ class AnyprecCore(wiring.Component):
                     m.d.sync += loop_i.eq(loop_i + 1)
                     m.next = "IN_CHECK"
 
+            with m.State("RESP_SET"):
+                assert len(resp_sites) <= 2 ** len(resp_site)
+                with m.Switch(resp_site):
+                    for i, (status, arg, source, length, n) in enumerate(resp_sites):
+                        with m.Case(i):
+                            m.d.sync += [status_word.eq(status | (arg << 8)), src.eq(source),
+                                         resp_len.eq(length), n_data.eq(n)]
+                m.d.sync += src_state.eq(0)
+                m.next = "RESPOND"
             with m.State("RESPOND"):
                 m.d.comb += [txf.go.eq(1), txf.op.eq(op), txf.tag.eq(tag),
                              txf.length.eq(resp_len)]

@@ -26,7 +26,7 @@ from amaranth import Module, Signal, Mux, Const, Instance, Elaboratable
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MacArray", "AndAddPair", "fold_and_for", "is_ice40"]
+__all__ = ["MacArray", "AndAddPair", "fold_and_for", "is_ice40", "is_ecp5"]
 
 
 def fold_and_for(platform):
@@ -34,6 +34,14 @@ def fold_and_for(platform):
     to ``"ecp5"``; :func:`anyprec.hw.top.generate_verilog` passes a stand-in with the same
     attribute), whose CCU2C carry cells can absorb the serial array's AND gates."""
     return getattr(platform, "family", None) == "ecp5"
+
+
+def is_ecp5(platform):
+    """True when ``platform`` is a Lattice ECP5 (``family``, or an LFE5U / LFE5UM
+    ``device``): the gateware then instantiates DP16KD block RAMs with their output
+    register (hw/core.py ``BankedMemory``)."""
+    return (getattr(platform, "family", None) == "ecp5"
+            or str(getattr(platform, "device", "")).upper().startswith("LFE5U"))
 
 
 def is_ice40(platform):

