@@ -224,7 +224,12 @@ class AnyprecUartTop(wiring.Component):
         m.d.comb += self.led_heartbeat.eq(beat[-1])
 
         stretch = Signal(self._stretch_bits)
-        active = delim.in_frame | fifo.r_rdy | ~dut.s_axis_tready | dut.m_axis_tvalid | utx.busy
+        # `active` is sampled into a flip-flop first (a cycle late for an LED): as a
+        # combination of the stream handshakes it fanned out to the 20-bit counter
+        # (Fmax at 150 MHz).
+        active = Signal()
+        m.d.sync += active.eq(delim.in_frame | fifo.r_rdy | ~dut.s_axis_tready |
+                              dut.m_axis_tvalid | utx.busy)
         with m.If(active):
             m.d.sync += stretch.eq(-1)
         with m.Elif(stretch != 0):

@@ -84,6 +84,11 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
             # hw/core.py BankedMemory) go to the single-port SPRAMs.
             after_read += ['setattr -set ram_style "huge" m:bank*',
                            "delete t:$meminit_v2"]
+        else:
+            # The controller's state machines one-hot (yosys fsm recodes them): a state
+            # test is then one flip-flop, not a decode of the binary state in front of
+            # every register it enables (Fmax).
+            after_read += ['setattr -set fsm_encoding "one-hot" w:*_state']
         opts = list(board.synth_opts)
         if not cfg.use_dsp:
             # LUT-only multipliers (the bit-parallel baseline at equal LUTs, issue 7),

@@ -137,6 +137,40 @@ class _Dp16kdOutreg(Elaboratable):
         return m
 
 
+class _Ecp5Fifo(Elaboratable):
+    """The result FIFO on ECP5: ``r_data`` two cycles after a read (``r_en`` while
+    ``r_rdy``), from a :class:`BankedMemory` (DP16KD with its output register), not
+    first-word-fall-through like ``SyncFIFOBuffered``. Never written when full (the
+    engine writes at most a layer's rows, which ``depth`` holds)."""
+
+    def __init__(self, *, width, depth):
+        self._width, self._depth = width, depth
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.r_en = Signal()
+        self.r_rdy = Signal()
+        self.r_data = Signal(width)
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self._depth
+        m.submodules.mem = mem = BankedMemory(width=self._width, depth=D, granularity=None,
+                                              bank_depth=WMEM_BANK)
+        wp = Signal(range(D))
+        rp = Signal(range(D))
+        level = Signal(range(D + 1))
+        take = self.r_en & self.r_rdy
+        m.d.comb += [mem.w.addr.eq(wp), mem.w.data.eq(self.w_data), mem.w.en.eq(self.w_en),
+                     mem.r.addr.eq(rp), self.r_data.eq(mem.r.data),
+                     self.r_rdy.eq(level != 0)]
+        with m.If(self.w_en):
+            m.d.sync += wp.eq(Mux(wp == D - 1, 0, wp + 1))
+        with m.If(take):
+            m.d.sync += rp.eq(Mux(rp == D - 1, 0, rp + 1))
+        m.d.sync += level.eq(level + self.w_en - take)
+        return m
+
+
 class BankedMemory(Elaboratable):
     """The weight memory: banks of ``bank_depth`` words, each bank's read data registered
     before the bank multiplexer, so block-RAM clock-to-out ends in a flip-flop (Fmax;
@@ -284,32 +318,52 @@ class AnyprecCore(wiring.Component):
         # r mod DL, and the reader takes them round robin from FIFO 0 (``fifo_rd``, reset
         # when a computation starts; every response drains all FIFOs before the next).
         fifos = []
+        ecp5 = is_ecp5(platform)
         for i in range(DL):
-            f = SyncFIFOBuffered(width=32, depth=max(cfg.tab_stride, 2))
+            if ecp5:
+                f = _Ecp5Fifo(width=32, depth=max(cfg.tab_stride, 2))
+            else:
+                f = SyncFIFOBuffered(width=32, depth=max(cfg.tab_stride, 2))
             m.submodules[f"fifo{i}" if DL > 1 else "fifo"] = f
             fifos.append(f)
         fifo_rd = Signal(range(max(DL, 2)))
-        # The FIFO's block RAM has a slow clock-to-out (5.8 ns on an ECP5 DP16KD without
-        # its output register), so its data goes straight into a flip-flop (``fifo_d``,
-        # only an enable), then through a register slice to the response multiplexer
-        # (Fmax; on iCE40 a slice without its spare). A word is read only when the slice
-        # (either kind) is sure to take it: one word every two cycles at most, faster
-        # than any stream width drains 32-bit words but w32.
+        # Off ECP5 the FIFO (SyncFIFOBuffered) gives its block RAM's output directly, with
+        # its slow clock-to-out (5.8 ns on an ECP5 DP16KD without the output register),
+        # so its data goes straight into a flip-flop (``fifo_d``, only an enable), then
+        # through a register slice to the response multiplexer (Fmax; on iCE40 a slice
+        # without its spare). A word is read only when the slice (either kind) is sure to
+        # take it: one word every two cycles at most, faster than any stream width
+        # drains 32-bit words but w32.
         m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not is_ice40(platform))
-        fifo_d = Signal(32)
-        fifo_dv = Signal()
         fifo_ren = Signal()
         fifo_rdy = Signal()
-        m.d.comb += [fifo_ren.eq(~fifo_dv & fifo_q.i.ready),
-                     fifo_rdy.eq(Array(f.r_rdy for f in fifos)[fifo_rd])]
+        m.d.comb += fifo_rdy.eq(Array(f.r_rdy for f in fifos)[fifo_rd])
         for i, f in enumerate(fifos):
             m.d.comb += f.r_en.eq(fifo_ren & (fifo_rd == i))
         with m.If(fifo_ren & fifo_rdy):
-            m.d.sync += fifo_d.eq(Array(f.r_data for f in fifos)[fifo_rd])
             if DL > 1:
                 m.d.sync += fifo_rd.eq(Mux(fifo_rd == DL - 1, 0, fifo_rd + 1))
-        m.d.sync += fifo_dv.eq(fifo_ren & fifo_rdy)
-        m.d.comb += [fifo_q.i.payload.eq(fifo_d), fifo_q.i.valid.eq(fifo_dv)]
+        if ecp5:
+            # ECP5: the FIFOs are block RAM with the output register (_Ecp5Fifo), their
+            # data two cycles after the read, straight into the slice. A read is issued
+            # only when none is in flight and the slice has room, so the slice still
+            # has room when the word arrives: one word every three cycles.
+            fl1, fl2 = Signal(), Signal()
+            sel1 = Signal.like(fifo_rd)
+            sel2 = Signal.like(fifo_rd)
+            m.d.comb += fifo_ren.eq(~fl1 & ~fl2 & fifo_q.i.ready)
+            m.d.sync += [fl1.eq(fifo_ren & fifo_rdy), fl2.eq(fl1), sel1.eq(fifo_rd),
+                         sel2.eq(sel1)]
+            m.d.comb += [fifo_q.i.payload.eq(Array(f.r_data for f in fifos)[sel2]),
+                         fifo_q.i.valid.eq(fl2)]
+        else:
+            fifo_d = Signal(32)
+            fifo_dv = Signal()
+            m.d.comb += fifo_ren.eq(~fifo_dv & fifo_q.i.ready)
+            with m.If(fifo_ren & fifo_rdy):
+                m.d.sync += fifo_d.eq(Array(f.r_data for f in fifos)[fifo_rd])
+            m.d.sync += fifo_dv.eq(fifo_ren & fifo_rdy)
+            m.d.comb += [fifo_q.i.payload.eq(fifo_d), fifo_q.i.valid.eq(fifo_dv)]
 
         # ------------------------------------------------------------- descriptors
         # One entry per layer slot (L), although the index signals are LW wide: with one
@@ -376,7 +430,8 @@ class AnyprecCore(wiring.Component):
         wq_addr = Signal(aw)
         # Only iCE40 needs that (its weight memory is SPRAM); elsewhere each port has its
         # own address, which keeps the multiplexer out of the block RAM's address path.
-        shared = is_ice40(platform)
+        ice40 = is_ice40(platform)
+        shared = ice40
         m.d.comb += [wmem_we.eq(wmem_w.en.any()), wmem_r.en.eq(~wmem_we),
                      wmem_r.addr.eq(wmem_addr if shared else eng.w_addr),
                      wmem_w.addr.eq(wmem_addr if shared else wq_addr)]
@@ -397,10 +452,19 @@ class AnyprecCore(wiring.Component):
         tab_wdata = Signal.like(tab_w.data)
         # The copy's writes land a cycle later, from registers (the controller state in
         # front of the block RAMs' inputs was a long path, Fmax).
+        # (Not on iCE40, whose logic cells are all taken and whose clock is slow.)
         tw_we = Signal()
         tw_addr = Signal.like(tab_r.addr)
-        m.d.sync += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tab_w.en.eq(tab_wen),
-                     tab_w.data.eq(tab_wdata)]
+        tw_en = Signal.like(tab_w.en)
+        if ice40:
+            m.d.comb += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tw_en.eq(tab_wen),
+                         tab_w.data.eq(tab_wdata)]
+        else:
+            m.d.sync += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tw_en.eq(tab_wen),
+                         tab_w.data.eq(tab_wdata)]
+        # (the byte enables qualified by tw_we, so that yosys sees the write and the
+        # read enable ~tw_we exclude each other: the iCE40's single-port SPRAM)
+        m.d.comb += tab_w.en.eq(Mux(tw_we, tw_en, 0))
         m.d.comb += [tab_r.en.eq(~tw_we), tab_r.addr.eq(tab_addr if shared else eng.t_addr),
                      tab_w.addr.eq(tab_addr if shared else tw_addr),
                      tab_addr.eq(Mux(tw_we, tw_addr, eng.t_addr))]
@@ -424,19 +488,44 @@ class AnyprecCore(wiring.Component):
         m.d.sync += [op_pl.eq(op == Opcode.LOAD_PLANE), op_rq.eq(op == Opcode.LOAD_REQUANT),
                      op_x.eq((op == Opcode.MATVEC) | (op == Opcode.INFER))]
 
+        # The opcode as a small index (KNOWN order, len(KNOWN) when unknown) for the
+        # second-stage and CHECK switches, and `err != 0` as a flip-flop (`err_set`,
+        # written wherever err is): compares of the 8-bit registers there sat in front
+        # of many registers (Fmax).
+        KNOWN = [Opcode.INFO, Opcode.STATUS, Opcode.SET_LAYER, Opcode.SET_RUN,
+                 Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC, Opcode.INFER]
+        K = {code: i for i, code in enumerate(KNOWN)}
+        op_k = Signal(range(len(KNOWN) + 1))
+        with m.Switch(op):
+            for i, code in enumerate(KNOWN):
+                with m.Case(code):
+                    m.d.sync += op_k.eq(i)
+            with m.Default():
+                m.d.sync += op_k.eq(len(KNOWN))
+        err_set = Signal()
+
         fail_code = Signal(8)      # raised combinationally by the checks below
         fail_arg = Signal(8)
-        with m.If((fail_code != 0) & (err == 0)):
-            m.d.sync += [err.eq(fail_code), err_arg.eq(fail_arg)]
+        fail_any = Signal()
+        with m.If(fail_any & ~err_set):
+            m.d.sync += [err.eq(fail_code), err_arg.eq(fail_arg), err_set.eq(1)]
 
         def fail(code, arg=0):
-            m.d.comb += [fail_code.eq(code), fail_arg.eq(arg)]
+            assert code != 0
+            m.d.comb += [fail_code.eq(code), fail_arg.eq(arg), fail_any.eq(1)]
 
         # ------------------------------------------------------------- header checks
+        # The header's own checks run a cycle later, on the registered opcode and length
+        # (the decode behind the framer's take was a long path, Fmax); nothing else can
+        # fail that early in a frame.
+        hdr_r = Signal()
+        m.d.sync += hdr_r.eq(rxf.hdr)
         with m.If(rxf.hdr):
-            hop = word[0:8]
-            hlen = word[16:32]
-            m.d.sync += [op.eq(hop), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0)]
+            m.d.sync += [op.eq(word[0:8]), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0),
+                         err_set.eq(0)]
+        with m.If(hdr_r):
+            hop = op
+            hlen = length
             bad_len = Signal()
             known = Signal()
             with m.Switch(hop):
@@ -449,11 +538,11 @@ class AnyprecCore(wiring.Component):
                 with m.Case(Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC,
                             Opcode.INFER):
                     m.d.comb += [known.eq(1), bad_len.eq(hlen == 0)]
-            # `err` is being cleared this cycle, so write the verdict directly.
+            # `err` was cleared with the header: write the verdict directly.
             with m.If(~known):
-                m.d.sync += err.eq(Status.BAD_OPCODE)
+                m.d.sync += [err.eq(Status.BAD_OPCODE), err_set.eq(1)]
             with m.Elif(bad_len):
-                m.d.sync += err.eq(Status.BAD_LENGTH)
+                m.d.sync += [err.eq(Status.BAD_LENGTH), err_set.eq(1)]
 
         # ------------------------------------------------------------- payload: word 1
         # Word 1 is checked in the cycle after it arrives, from the ``dw`` register (the
@@ -500,8 +589,6 @@ class AnyprecCore(wiring.Component):
             m.d.sync += lsel.eq(Mux(word[0:8] < L, word[0:8], 0))
         # They read 0 in a frame without them: cleared the cycle after the header (at
         # least a cycle before word 1 reaches w1), not by the framer's take itself.
-        hdr_r = Signal()
-        m.d.sync += hdr_r.eq(rxf.hdr)
         with m.If(hdr_r):
             m.d.sync += [w1.eq(0), w2.eq(0), w3.eq(0)]
         with m.If(first):
@@ -522,11 +609,10 @@ class AnyprecCore(wiring.Component):
             Signal(name=f"r_{n}") for n in ("l_bad", "pl_range", "rq_range", "mv_range",
                                              "in_range"))
         r_cfg, r_cfg0 = Signal(), Signal()
-        r_pw1 = Signal(17)
+        r_pw_bad, r_ms_bad, r_kw_bad, r_kw0_bad = Signal(), Signal(), Signal(), Signal()
+        len_m1 = Signal(17)     # the frame's length - 1, a cycle after the header
+        m.d.sync += len_m1.eq(length - 1)
         r_planes = Signal(range(N + 1))
-        r_ms21 = Signal(range(2 * cfg.max_m + 2))
-        r_kw1 = Signal(range(cfg.max_k + 2))
-        r_kw01 = Signal(range(cfg.max_k + 2))
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
         r_abits0 = Signal(range(A + 1))
@@ -541,55 +627,58 @@ class AnyprecCore(wiring.Component):
                 r_mv_range.eq(bad_k | (f_c == 0) | (f_c > A)),
                 r_in_range.eq((f_l == 0) | (f_l > L)),
                 r_cfg.eq(f_cfg[lsel]), r_cfg0.eq(f_cfg[0]),
-                r_pw1.eq(f_pw[lsel] + 1), r_planes.eq(f_planes[lsel]),
-                r_ms21.eq((f_ms[lsel] << 1) + 1),
-                r_kw1.eq(_ceil_div(f_krun[lsel] + EPW, EPW)),
-                r_kw01.eq(_ceil_div(f_krun[0] + EPW, EPW)),
+                # The length checks as flags, against length - 1 (a register): the
+                # second stage then only combines flags (a compare there, in front of
+                # the decision's many registers, was a long path, Fmax).
+                r_pw_bad.eq(len_m1 != f_pw[lsel]), r_planes.eq(f_planes[lsel]),
+                r_ms_bad.eq(len_m1 != (f_ms[lsel] << 1)),
+                r_kw_bad.eq(len_m1 != _ceil_div(f_krun[lsel], EPW)),
+                r_kw0_bad.eq(len_m1 != _ceil_div(f_krun[0], EPW)),
                 r_krun.eq(f_krun[lsel]), r_krun0.eq(f_krun[0]), r_abits0.eq(f_abits[0]),
                 r_wptr.eq(f_wptr[lsel] if serial else f_base[lsel]),
             ]
 
-        with m.If(second & (err == 0)):
-            with m.Switch(op):
-                with m.Case(Opcode.LOAD_PLANE):
+        with m.If(second & ~err_set):
+            with m.Switch(op_k):
+                with m.Case(K[Opcode.LOAD_PLANE]):
                     with m.If(r_pl_range):
                         fail(Status.RANGE, l1)
                     with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != r_pw1):
+                    with m.Elif(r_pw_bad):
                         fail(Status.BAD_LENGTH, l1)
                     with m.Elif(b1 != r_planes):
                         fail(Status.ORDER, l1)
                     with m.Else():
                         m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
                                      wp_addr.eq(r_wptr)]
-                with m.Case(Opcode.LOAD_REQUANT):
+                with m.Case(K[Opcode.LOAD_REQUANT]):
                     with m.If(r_rq_range):
                         fail(Status.RANGE, l1)
                     with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != r_ms21):
+                    with m.Elif(r_ms_bad):
                         fail(Status.BAD_LENGTH, l1)
                     with m.Else():
                         m.d.sync += rq_ok.eq(1)
-                with m.Case(Opcode.MATVEC):
+                with m.Case(K[Opcode.MATVEC]):
                     with m.If(r_l_bad):
                         fail(Status.RANGE, l1)
                     with m.Elif(~r_cfg):
                         fail(Status.NOT_READY, l1)
-                    with m.Elif(length != r_kw1):
+                    with m.Elif(r_kw_bad):
                         fail(Status.BAD_LENGTH, l1)
                     with m.Elif(r_mv_range):
                         fail(Status.RANGE, l1)
                     with m.Else():
                         m.d.sync += [x_ok.eq(1), x_k.eq(r_krun), x_bits.eq(c1),
                                      x_arg.eq(l1)]
-                with m.Case(Opcode.INFER):
+                with m.Case(K[Opcode.INFER]):
                     with m.If(r_in_range):
                         fail(Status.RANGE, 0)
                     with m.Elif(~r_cfg0):
                         fail(Status.NOT_READY, 0)
-                    with m.Elif(length != r_kw01):
+                    with m.Elif(r_kw0_bad):
                         fail(Status.BAD_LENGTH, 0)
                     with m.Else():
                         m.d.sync += [x_ok.eq(1), x_k.eq(r_krun0), x_bits.eq(r_abits0),
@@ -637,16 +726,22 @@ class AnyprecCore(wiring.Component):
         # (address and data in every cycle, only the enable conditional): the opcode
         # decode fanned out to every write port of the distributed RAM (about 1,000 of
         # the 85F's endpoints below 150 MHz). RQ_COPY reads it long after the last write.
+        # (On iCE40 written directly: its staging memory is block RAM, and the registers
+        # would cost 57 of its last logic cells.)
         st_we = Signal()
         st_wa = Signal.like(stage_w.addr)
         st_wd = Signal.like(stage_w.data)
-        m.d.sync += [st_we.eq(0), st_wa.eq(rq_idx), st_wd.m.eq(rq_m), st_wd.b.eq(dw)]
+        dom = m.d.comb if ice40 else m.d.sync
+        dom += [st_wa.eq(rq_idx), st_wd.m.eq(rq_m), st_wd.b.eq(dw)]
+        if not ice40:
+            m.d.sync += st_we.eq(0)
         m.d.comb += [stage_w.addr.eq(st_wa), stage_w.data.eq(st_wd), stage_w.en.eq(st_we)]
         with m.If(data_word & op_rq & rq_ok):
             with m.If(~rq_hi):
                 m.d.sync += [rq_m.eq(dw[0:16]), rq_hi.eq(1)]
             with m.Else():
-                m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1), st_we.eq(1)]
+                m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1)]
+                dom += st_we.eq(1)
 
         # Activations: EPW per word, one per cycle into the writer (buffer 0).
         lane_w = 32 // EPW
@@ -654,7 +749,16 @@ class AnyprecCore(wiring.Component):
         m.d.comb += x_val.eq(x_word.word_select(x_lane, lane_w))
         with m.If(dw_x):
             m.d.sync += [x_word.eq(dw), x_busy.eq(1), x_lane.eq(0)]
-        m.d.comb += rxf.hold.eq(x_busy | dw_x | first | second)
+        # The framer's hold is x_busy | dw_x | first | second, taken from a flip-flop
+        # loaded with the next values of those four (the OR of four registers in front
+        # of the framer's ready, and so of its take and everything that take enables,
+        # was a long path, Fmax). x_busy and dw_x never meet: pay waits for hold.
+        hold_next = ((rxf.pay & (rxf.idx == 1)) | first |
+                     (rxf.pay & (rxf.idx >= 2) & op_x & x_ok) |
+                     (x_busy & (x_lane != EPW - 1)) | dw_x)
+        hold_r = Signal()
+        m.d.sync += hold_r.eq(hold_next)
+        m.d.comb += rxf.hold.eq(hold_r)
         # The unpacked activation reaches the writer one cycle later, from registers
         # (index compare + writer + buffer write in one cycle was a long path, Fmax).
         # The range check is registered too and fails one cycle later (still before
@@ -681,7 +785,7 @@ class AnyprecCore(wiring.Component):
         # ------------------------------------------------------------- response source
         # A stream of payload words for the TxFramer: status, then by source.
         src = Signal(2)
-        src_state = Signal(2)       # 0 status, 1 body, 2 cycles, 3 done
+        src_state = Signal(2, init=3)   # 0 status, 1 body, 2 cycles, 3 done (idle)
         status_word = Signal(32)
         src_i = Signal(8)
         n_data = Signal(16)
@@ -718,9 +822,18 @@ class AnyprecCore(wiring.Component):
             with m.Default():
                 m.d.comb += slot_val.eq(f_mrun[st_layer] | (f_krun[st_layer] << 16))
 
-        s_valid = txf.i.valid
-        s_data = txf.i.payload
-        s_take = txf.i.valid & txf.i.ready
+        # Off iCE40 the payload words reach the framer through a register slice: the
+        # framer's ready, the source multiplexer and the result FIFO's slice behind it
+        # in one cycle were a long path (Fmax). The framer counts the words it takes.
+        if ice40:
+            src_out = txf.i
+        else:
+            m.submodules.src_q = src_q = Skid(unsigned(32))
+            wiring.connect(m, src_q.o, txf.i)
+            src_out = src_q.i
+        s_valid = src_out.valid
+        s_data = src_out.payload
+        s_take = src_out.valid & src_out.ready
         with m.Switch(src_state):
             with m.Case(0):
                 m.d.comb += [s_valid.eq(1), s_data.eq(status_word)]
@@ -792,7 +905,7 @@ class AnyprecCore(wiring.Component):
         q_r = Signal.like(eng.q)
         # The correction term (2^k - 1) * sum(x) in three registered steps (SEL: the sum
         # by buffer, SETUP: the shift, CORR: the subtraction; the three in one cycle were
-        # the 85F's critical path, 8.9 ns at a 150 MHz constraint).
+        # the 85F's critical path, 8.9 ns at a 150 MHz constraint). On iCE40 in one.
         src_sx_r = Signal(wd.sx_bits)
         q_sh = Signal.like(eng.q)
         hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
@@ -828,16 +941,23 @@ class AnyprecCore(wiring.Component):
                     m.next = "SEL"
             with m.State("SEL"):
                 m.d.sync += [cur_r.eq(cur), nxt_r.eq(nxt), cur_k_r.eq(cur_k),
-                             last_r.eq(last_layer), src_sx_r.eq(src_sx)]
+                             last_r.eq(last_layer)]
+                if not ice40:
+                    m.d.sync += src_sx_r.eq(src_sx)
                 m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
-                             saddr.eq(cur_r * N + cur_k_r - 1),
-                             q_sh.eq(src_sx_r << cur_k_r)]
-                m.next = "CORR"
-            with m.State("CORR"):
-                m.d.sync += q_r.eq(q_sh - src_sx_r)
-                m.next = "START"
+                             saddr.eq(cur_r * N + cur_k_r - 1)]
+                if ice40:       # in one step (logic cells)
+                    m.d.sync += q_r.eq((src_sx << cur_k_r) - src_sx)
+                    m.next = "START"
+                else:
+                    m.d.sync += q_sh.eq(src_sx_r << cur_k_r)
+                    m.next = "CORR"
+            if not ice40:
+                with m.State("CORR"):
+                    m.d.sync += q_r.eq(q_sh - src_sx_r)
+                    m.next = "START"
             with m.State("START"):
                 m.d.comb += [eng.start.eq(1), writer.start.eq(hidden)]
                 m.next = "RUN"
@@ -893,6 +1013,9 @@ class AnyprecCore(wiring.Component):
         pc_sl_bad, pc_sr_range, pc_notcfg, pc_sr_size, pc_mv_notready = (
             Signal(name=n) for n in ("pc_sl_bad", "pc_sr_range", "pc_notcfg", "pc_sr_size",
                                      "pc_mv_notready"))
+        pc_bad_frame, pc_err = Signal(), Signal()    # final by PRE: the frame is over
+        d_sl, d_pl, d_rq, d_sr, d_mv, d_in = (Signal(name=f"d_{n}") for n in (
+            "sl", "pl", "rq", "sr", "mv", "in"))
         pc_mrun = Signal(range(cfg.max_m + 1))
         pc_planes1 = Signal(range(N + 2))
         pc_end = Signal(range(cfg.max_m + ST_LAT))
@@ -955,6 +1078,7 @@ class AnyprecCore(wiring.Component):
                 # and the compute start in one cycle were the design's longest paths
                 # (Fmax, docs/boards.md).
                 m.d.sync += [
+                    pc_bad_frame.eq(rxf.verdict != Status.OK), pc_err.eq(err_set),
                     pc_sl_bad.eq((w1[0:8] >= L) | (new_m == 0) | (new_m > cfg.max_m) |
                                  (new_k == 0) | (new_k > cfg.max_k)),
                     pc_sr_range.eq((w1[0:8] >= L) | sr_bad_w | (sr_ab == 0) | (sr_ab > A)),
@@ -970,34 +1094,40 @@ class AnyprecCore(wiring.Component):
                     pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
                     pc_saddr.eq(e_layer * N + rq_kk),
                 ]
+                m.next = "DECIDE"
+            with m.State("DECIDE"):
+                ok = ~pc_bad_frame & ~pc_err
+                m.d.sync += [
+                    d_sl.eq(ok & (op_k == K[Opcode.SET_LAYER]) & ~pc_sl_bad),
+                    d_pl.eq(ok & (op_k == K[Opcode.LOAD_PLANE])),
+                    d_rq.eq(ok & (op_k == K[Opcode.LOAD_REQUANT])),
+                    d_sr.eq(ok & (op_k == K[Opcode.SET_RUN]) & ~pc_sr_range & ~pc_notcfg &
+                            ~pc_sr_size),
+                    d_mv.eq(ok & (op_k == K[Opcode.MATVEC]) & ~pc_mv_notready),
+                    d_in.eq(ok & (op_k == K[Opcode.INFER])),
+                ]
                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If(rxf.verdict != Status.OK):
+                with m.If(pc_bad_frame):
                     respond(rxf.verdict)
-                with m.Elif(err != 0):
+                with m.Elif(pc_err):
                     respond(err, err_arg)
                 with m.Else():
-                    with m.Switch(op):
-                        with m.Case(Opcode.INFO):
+                    with m.Switch(op_k):
+                        with m.Case(K[Opcode.INFO]):
                             respond(Status.OK, source=_SRC_INFO, length=1 + len(info_words))
-                        with m.Case(Opcode.STATUS):
+                        with m.Case(K[Opcode.STATUS]):
                             respond(Status.OK, source=_SRC_SLOTS, length=1 + 5 * L)
-                        with m.Case(Opcode.SET_LAYER):
+                        with m.Case(K[Opcode.SET_LAYER]):
                             with m.If(pc_sl_bad):
                                 respond(Status.RANGE, w1[0:8])
                             with m.Else():
-                                m.d.sync += [tj_acc.eq(0), mul_i.eq(pc_tnew),
-                                             mul_last.eq(pc_tnew == 1)]
                                 m.next = "SL_MUL"
-                        with m.Case(Opcode.LOAD_PLANE):
-                            m.d.sync += [f_planes[pl_layer].eq(pc_planes1)]
-                            if serial:
-                                m.d.sync += f_wptr[pl_layer].eq(wp_addr)
+                        with m.Case(K[Opcode.LOAD_PLANE]):
                             respond(Status.OK)
-                        with m.Case(Opcode.LOAD_REQUANT):
-                            m.d.sync += [loop_i.eq(0), rq_last.eq(0)]
+                        with m.Case(K[Opcode.LOAD_REQUANT]):
                             m.next = "RQ_COPY"
-                        with m.Case(Opcode.SET_RUN):
+                        with m.Case(K[Opcode.SET_RUN]):
                             with m.If(pc_sr_range):
                                 respond(Status.RANGE, w1[0:8])
                             with m.Elif(pc_notcfg):
@@ -1005,23 +1135,35 @@ class AnyprecCore(wiring.Component):
                             with m.Elif(pc_sr_size):
                                 respond(Status.RANGE, e_layer)
                             with m.Else():
-                                m.d.sync += [f_wbits[e_layer].eq(sr_wb), f_abits[e_layer].eq(sr_ab),
-                                             f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
-                                             f_trun[e_layer].eq(pc_tnew),
-                                             f_jrun[e_layer].eq(pc_jnew)]
                                 respond(Status.OK)
-                        with m.Case(Opcode.MATVEC):
+                        with m.Case(K[Opcode.MATVEC]):
                             with m.If(pc_mv_notready):
                                 respond(Status.NOT_READY, e_layer)
                             with m.Else():
-                                m.d.sync += [cmp_infer.eq(0), cmp_layer.eq(e_layer),
-                                             cmp_k.eq(w1[8:16]), sx[0].eq(writer.sum)]
-                                m.d.comb += cmp_go.eq(1)
                                 respond(Status.OK, source=_SRC_DATA,
                                         length=2 + pc_mrun, n=pc_mrun)
-                        with m.Case(Opcode.INFER):
-                            m.d.sync += [loop_i.eq(0), sx[0].eq(writer.sum)]
+                        with m.Case(K[Opcode.INFER]):
                             m.next = "IN_CHECK"
+                # What CHECK writes, each under one flag that DECIDE registered (the
+                # verdict, the opcode and the checks in front of these registers' enables
+                # were long paths, Fmax).
+                with m.If(d_sl):
+                    m.d.sync += [tj_acc.eq(0), mul_i.eq(pc_tnew), mul_last.eq(pc_tnew == 1)]
+                with m.If(d_pl):
+                    m.d.sync += f_planes[pl_layer].eq(pc_planes1)
+                    if serial:
+                        m.d.sync += f_wptr[pl_layer].eq(wp_addr)
+                with m.If(d_rq | d_in):
+                    m.d.sync += [loop_i.eq(0), rq_last.eq(0)]
+                with m.If(d_sr):
+                    m.d.sync += [f_wbits[e_layer].eq(sr_wb), f_abits[e_layer].eq(sr_ab),
+                                 f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
+                                 f_trun[e_layer].eq(pc_tnew), f_jrun[e_layer].eq(pc_jnew)]
+                with m.If(d_mv):
+                    m.d.sync += [cmp_infer.eq(0), cmp_layer.eq(e_layer), cmp_k.eq(w1[8:16])]
+                    m.d.comb += cmp_go.eq(1)
+                with m.If(d_mv | d_in):
+                    m.d.sync += sx[0].eq(writer.sum)
 
             # SET_LAYER: T*J, bounds, overlap, commit.
             with m.State("SL_MUL"):

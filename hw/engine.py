@@ -210,22 +210,31 @@ class LayerEngine(wiring.Component):
         # --- drain: shadow register, DL rows per cycle ---
         shadow = Signal(data.ArrayLayout(w.acc_bits, R))
         draining = Signal()
-        drain_left = Signal(range(R + 1))      # rows of this tile still to emit
+        # The tile's rows counted in groups of DL (a power of two dividing R), with the
+        # last group's size kept aside: the group size is then a select on a constant
+        # compare, not a compare and a subtraction of the rows left in series (a long
+        # path at 150 MHz, Fmax). A tile has at least one row.
+        g_left = Signal(range(R // DL + 1))          # groups of this tile still to emit
+        last_n = Signal(range(DL + 1))               # rows in its last group
         rows_left = Signal(range(cfg.max_m + 1))
         grp = Signal(range(max(cfg.tab_stride, 2)))   # group (DL rows) being drained
         n_grp = Signal(range(DL + 1))                 # rows in that group
-        m.d.comb += n_grp.eq(Mux(drain_left >= DL, DL, drain_left))
+        m.d.comb += n_grp.eq(Mux(g_left == 1, last_n, DL))
         with m.If(self.start):
             m.d.sync += [rows_left.eq(self.m_run), grp.eq(0), draining.eq(0)]
         with m.Else():
             with m.If(draining):
                 m.d.sync += [shadow.eq(Cat(shadow.as_value()[DL * w.acc_bits:], 0)),
-                             grp.eq(grp + 1), drain_left.eq(drain_left - n_grp)]
-                with m.If(drain_left <= DL):
+                             grp.eq(grp + 1), g_left.eq(g_left - 1)]
+                with m.If(g_left == 1):
                     m.d.sync += draining.eq(0)
             with m.If(array.done):
-                n_rows = Mux(rows_left >= R, R, rows_left)
-                m.d.sync += [shadow.eq(array.acc), draining.eq(1), drain_left.eq(n_rows),
+                n_rows = Signal(range(R + 1))
+                lg = (DL - 1).bit_length()
+                m.d.comb += n_rows.eq(Mux(rows_left >= R, R, rows_left))
+                m.d.sync += [shadow.eq(array.acc), draining.eq(1),
+                             g_left.eq((n_rows + (DL - 1)) >> lg),
+                             last_n.eq(((n_rows - 1) & (DL - 1)) + 1),
                              rows_left.eq(rows_left - n_rows)]
 
         # --- D = 2P - Q per lane, then raw output or requantisation ---

@@ -190,13 +190,17 @@ class TxFramer(wiring.Component):
                 m.d.sync += pending.eq(1)
 
         left = Signal(16)
+        # left == 0 as a flip-flop, exact: set with left, and from left == 1 on a push
+        # (a 16-bit compare in front of ``i.ready``, and so of the response source's
+        # multiplexer and FIFO slice, was a long path, Fmax).
+        left_zero = Signal()
         header = Signal(32)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += crc.clear.eq(1)
                 with m.If(self.go):
                     m.d.sync += [header.eq(self.op | (self.tag << 8) | (self.length << 16)),
-                                 left.eq(self.length)]
+                                 left.eq(self.length), left_zero.eq(self.length == 0)]
                     m.next = "HDR"
             with m.State("HDR"):
                 m.d.comb += self.busy.eq(1)
@@ -205,13 +209,13 @@ class TxFramer(wiring.Component):
                     m.next = "PAY"
             with m.State("PAY"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(left == 0):
+                with m.If(left_zero):
                     m.next = "CRC"
                 with m.Else():
                     m.d.comb += self.i.ready.eq(free)
                     with m.If(self.i.valid & free):
                         push(self.i.payload)
-                        m.d.sync += left.eq(left - 1)
+                        m.d.sync += [left.eq(left - 1), left_zero.eq(left == 1)]
             with m.State("CRC"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(free):

@@ -24,10 +24,7 @@ __all__ = ["AnyprecTop", "generate_verilog", "TARGETS", "target_platform", "cell
 #: CASEINCOMPLETE: FSM state decoders are ``casez`` without ``default`` (unused state
 #: encodings are unreachable); every such block assigns defaults before the ``case``, so
 #: incomplete coverage cannot create a latch.
-#: CMPCONST: a comparison that is constant in an edge configuration (with one row, the
-#: engine's ``drain_left <= drain lanes`` always holds); the logic is right for every size.
-VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
-                     "-Wno-CMPCONST"]
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
 
 
 class AnyprecTop(wiring.Component):
@@ -132,7 +129,8 @@ def cell_models(target):
             raise RuntimeError(f"no {cell} model in {share}")
         out.append(re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S))
     return ("// ECP5 cell models from yosys (share/ecp5/common_sim.vh, ccu2c_sim.vh), "
-            "specify blocks removed\n" + "\n\n".join(out) + "\n" + _DP16KD_MODEL)
+            "specify blocks removed\n" + "\n\n".join(out) + "\n" + _DP16KD_MODEL +
+            _MULT18X18D_MODEL)
 
 
 # yosys models DP16KD as a black box; this is the one configuration hw/core.py
@@ -212,3 +210,48 @@ def generate_verilog(cfg=None, name="anyprec_top", target="generic"):
     of :data:`TARGETS`."""
     platform = target_platform(target)
     return verilog.convert(AnyprecTop(cfg), name=name, platform=platform, emit_src=False)
+
+
+def _mult18x18d_model():
+    a = ", ".join(f"A{i}" for i in reversed(range(18)))
+    b = ", ".join(f"B{i}" for i in reversed(range(18)))
+    p = ", ".join(f"P{i}" for i in reversed(range(36)))
+    return f"""
+// MULT18X18D, the plain 18 x 18 multiply only (anyprec hw/requant.py Mult18Reg): input
+// and output registers on CLK0 or none, CE0, synchronous RST0; no C input, cascade or
+// pipeline register.
+/* verilator lint_off UNUSEDSIGNAL */
+/* verilator lint_off UNUSEDPARAM */
+module MULT18X18D #(
+  parameter REG_INPUTA_CLK = "NONE", parameter REG_INPUTB_CLK = "NONE",
+  parameter REG_OUTPUT_CLK = "NONE", parameter GSR = "ENABLED",
+  parameter RESETMODE = "SYNC"
+) (
+  input {a},
+  input {b},
+  input SIGNEDA, SIGNEDB, SOURCEA, SOURCEB, CLK0, CE0, RST0,
+  output {p}
+);
+  wire [17:0] a = {{{a}}};
+  wire [17:0] b = {{{b}}};
+  reg [17:0] ar = 18'd0, br = 18'd0;
+  reg [35:0] pr = 36'd0;
+  wire [17:0] ai = (REG_INPUTA_CLK == "CLK0") ? ar : a;
+  wire [17:0] bi = (REG_INPUTB_CLK == "CLK0") ? br : b;
+  wire [35:0] ax = {{{{18{{SIGNEDA & ai[17]}}}}, ai}};
+  wire [35:0] bx = {{{{18{{SIGNEDB & bi[17]}}}}, bi}};
+  wire [35:0] prod = ax * bx;
+  always @(posedge CLK0)
+    if (RST0) begin
+      ar <= 18'd0; br <= 18'd0; pr <= 36'd0;
+    end else if (CE0) begin
+      ar <= a; br <= b; pr <= prod;
+    end
+  assign {{{p}}} = (REG_OUTPUT_CLK == "CLK0") ? pr : prod;
+endmodule
+/* verilator lint_on UNUSEDPARAM */
+/* verilator lint_on UNUSEDSIGNAL */
+"""
+
+
+_MULT18X18D_MODEL = _mult18x18d_model()
