@@ -55,8 +55,8 @@ class Mult18Reg(Elaboratable):
 
 
 class Requant(wiring.Component):
-    """Ten-stage requantiser (input register, scale, multiply, offset, high partial product,
-    two shift steps, round, the two saturation compares, select), or four stages when
+    """Nine-stage requantiser (input register, scale, multiply, offset, high partial product,
+    two shift steps, round and the clamp's compares, select), or four stages when
     ``compact``.
 
     Parameters
@@ -67,7 +67,7 @@ class Requant(wiring.Component):
         Widths from ``golden.arith.widths``.
     compact : bool
         Four stages (scale, multiply and offset, shift, round and saturate) instead of
-        ten: less than half the flip-flops (241 against 572 in yosys' iCE40 mapping at
+        nine: less than half the flip-flops (241 against 572 in yosys' iCE40 mapping at
         N = A = 8), for small slow devices (the iCE40 boards), at a lower Fmax.
 
     Members
@@ -85,7 +85,7 @@ class Requant(wiring.Component):
         ``latency`` cycles after the input.
     """
 
-    FULL_LATENCY = 10
+    FULL_LATENCY = 9
     COMPACT_LATENCY = 4
 
     def __init__(self, *, abits, d_bits, v_bits, round_bits, compact=False):
@@ -115,6 +115,8 @@ class Requant(wiring.Component):
         s_eff = Signal(range(self._round_bits))
         hi = Signal(signed(33))
         lo = Signal(signed(33))
+        hi2 = Signal(signed(35))        # 2 hi + 1 and 2 lo - 1: the clamp tested on t
+        lo2 = Signal(signed(35))
         # Two register levels: S first, then everything derived from it.
         m.d.sync += [
             s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out))),
@@ -122,6 +124,8 @@ class Requant(wiring.Component):
             s_eff.eq(Mux(s >= self._round_bits, self._round_bits - 1, s)),
             hi.eq(Mux(self.final, (1 << 31) - 1, (1 << self.a_out) - 1)),
             lo.eq(Mux(self.final, -(1 << 31), 0)),
+            hi2.eq(Mux(self.final, (1 << 32) - 1, (1 << (self.a_out + 1)) - 1)),
+            lo2.eq(Mux(self.final, -(1 << 32) - 1, -1)),
         ]
 
         if self._compact:
@@ -202,29 +206,27 @@ class Requant(wiring.Component):
         t = Signal(signed(self._round_bits))
         v3b = Signal()
         m.d.sync += [t.eq(coarse >> s_eff[:3]), v3b.eq(v3a)]
+        # Stage 7: round (t1 = t + 1, r = t1 >> 1) and, beside it, the clamp's two
+        # compares on t itself: floor((t + 1) / 2) > hi exactly when t >= 2 hi + 1, and
+        # < lo exactly when t < 2 lo - 1. (Compares and select behind the rounding in one
+        # cycle were the 85F's critical path, 9.0 ns.) Stage 8: select.
         t1 = Signal(signed(self._round_bits))
-        v3 = Signal()
-        m.d.sync += [t1.eq(t + 1), v3.eq(v3b)]
-        r = Signal(signed(self._round_bits - 1))
-        m.d.comb += r.eq(t1 >> 1)
-
-        # Stages 8-9: saturate, the two compares first (two round_bits-wide compares and
-        # the select behind them in one cycle were the 85F's critical path, 9.0 ns).
-        r8 = Signal.like(r)
         gt = Signal()
         lt = Signal()
-        v8 = Signal()
-        m.d.sync += [r8.eq(r), gt.eq(r > hi), lt.eq(r < lo), v8.eq(v3)]
+        v3 = Signal()
+        m.d.sync += [t1.eq(t + 1), gt.eq(t >= hi2), lt.eq(t < lo2), v3.eq(v3b)]
+        r = Signal(signed(self._round_bits - 1))
+        m.d.comb += r.eq(t1 >> 1)
         m.d.sync += [
-            self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r8))),
-            self.o_valid.eq(v8),
+            self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
+            self.o_valid.eq(v3),
         ]
         return m
 
     def _compact_stages(self, m, s_eff, hi, lo):
-        # The same arithmetic as the ten stages in four. The first stage scales by
+        # The same arithmetic as the nine stages in four. The first stage scales by
         # A - a_in from ``a_in`` itself, not from the registered ``ash``: a row may come
-        # in the very cycle its layer's parameters do, as it may in the ten stages.
+        # in the very cycle its layer's parameters do, as it may in the nine stages.
         A = self._abits
         # Stage 0: scale D by 2^(A - a_in) (V = (D 2^ash) m + b).
         ds = Signal(signed(self._d_bits + A - 1))
@@ -238,7 +240,7 @@ class Requant(wiring.Component):
         v = Signal(signed(self._v_bits))
         v1 = Signal()
         m.d.sync += [v.eq(ds * m0 + b0), v1.eq(v0)]
-        # Stage 2: floor(2V / 2^S), one barrel shifter (see the ten-stage form).
+        # Stage 2: floor(2V / 2^S), one barrel shifter (see the nine-stage form).
         t = Signal(signed(self._round_bits))
         v2 = Signal()
         m.d.sync += [t.eq((v << 1) >> s_eff), v2.eq(v1)]
