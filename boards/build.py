@@ -71,7 +71,8 @@ def _platform(board):
     return plat
 
 
-def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_only=False):
+def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_only=False,
+             slack=False):
     """Elaborate the board top and write Amaranth's build tree into ``outdir``."""
     top = BoardTop(board, cfg, target_mhz=target_mhz, baud=baud, timeout_ms=timeout_ms)
     name = _name(board)
@@ -103,7 +104,9 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
             synth_opts=" ".join(opts),
             script_after_read="\n".join(after_read),
             script_after_synth=f"tee -q -o {name}.stat.json stat -json",
-            nextpnr_opts=f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail",
+            nextpnr_opts=(f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail"
+                          + (f" --detailed-timing-report --write {name}.routed.json"
+                             if slack else "")),
         )
     plan = plat.prepare(top, name=name, **kw)
     outdir = Path(outdir)
@@ -268,13 +271,16 @@ def _common(board, cfg, seed, top, tc, outdir):
 
 
 def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mhz=None,
-          baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS, progress=None, bench=False):
+          baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS, progress=None, bench=False,
+          slack=False):
     """Build the bitstream of ``cfg`` (default: the board's) and return the report dict.
 
     ``progress(step_index, n_steps, name, state, seconds)`` is called with state
     ``"start"`` and ``"done"`` for every step. ``bench=True`` (performance sweeps):
     without ``target_mhz``, constrain the clock at the board's Fmax goal instead of its
-    default design clock, so nextpnr's reported Fmax is its best effort.
+    default design clock, so nextpnr's reported Fmax is its best effort. ``slack=True``
+    (ECP5): also list every register input that misses the clock, grouped by register
+    (``boards.slack``), into the report's ``slack`` and ``<name>.slack.json``.
     """
     board = get_board(board) if isinstance(board, str) else board
     cfg = board.default if cfg is None else cfg
@@ -284,11 +290,14 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         raise BuildError(f"{board.name}: the vendor tools are closed, anyprec cannot build "
                          f"its bitstream; use 'anyprec build --board {board.name}' to export "
                          "Verilog and constraints")
+    if slack and board.family != "ecp5":
+        raise BuildError(f"{board.name}: --slack reads nextpnr-ecp5's netlist; it is "
+                         "available for the ECP5 boards only")
     t_all = time.monotonic()
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or default_outdir(board.name)).resolve()
     top, name, plan = _prepare(board, cfg, seed=seed, target_mhz=target_mhz, baud=baud,
-                               timeout_ms=timeout_ms, outdir=outdir)
+                               timeout_ms=timeout_ms, outdir=outdir, slack=slack)
     pre, cmds = _script_steps((outdir / f"build_{name}.sh").read_text())
     if len(cmds) != len(STEPS):
         raise BuildError(f"unexpected build script {outdir / f'build_{name}.sh'}: "
@@ -342,6 +351,12 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "bitstream": str(bit), "bitstream_sha256": digest,
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
     })
+    if slack:
+        from .slack import endpoint_slack
+        result = endpoint_slack(outdir / f"{name}.routed.json", outdir / f"{name}.report.json",
+                                top.clock_mhz)
+        (outdir / f"{name}.slack.json").write_text(json.dumps(result, indent=1))
+        report["slack"] = result
     (outdir / f"{name}.anyprec.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -523,6 +523,7 @@ class AnyprecCore(wiring.Component):
         with m.If(rxf.hdr):
             m.d.sync += [op.eq(word[0:8]), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0),
                          err_set.eq(0)]
+        hv_unknown, hv_bad_len = Signal(), Signal()
         with m.If(hdr_r):
             hop = op
             hlen = length
@@ -538,10 +539,16 @@ class AnyprecCore(wiring.Component):
                 with m.Case(Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC,
                             Opcode.INFER):
                     m.d.comb += [known.eq(1), bad_len.eq(hlen == 0)]
+            m.d.sync += [hv_unknown.eq(~known), hv_bad_len.eq(bad_len)]
+        # ... and the verdict lands a cycle after that (the decode in front of `err`'s
+        # other sources was a long path); the word-1 checks come later still.
+        hdr_rr = Signal()
+        m.d.sync += hdr_rr.eq(hdr_r)
+        with m.If(hdr_rr):
             # `err` was cleared with the header: write the verdict directly.
-            with m.If(~known):
+            with m.If(hv_unknown):
                 m.d.sync += [err.eq(Status.BAD_OPCODE), err_set.eq(1)]
-            with m.Elif(bad_len):
+            with m.Elif(hv_bad_len):
                 m.d.sync += [err.eq(Status.BAD_LENGTH), err_set.eq(1)]
 
         # ------------------------------------------------------------- payload: word 1
@@ -598,7 +605,9 @@ class AnyprecCore(wiring.Component):
         with m.If(pay3):
             m.d.sync += w3.eq(dw)
 
-        with m.If(rxf.hdr):
+        # (cleared a cycle after the header: the framer's take fanning out to them was
+        # a long path; the first payload word sets or uses any of them much later)
+        with m.If(hdr_r):
             m.d.sync += [pl_ok.eq(0), rq_ok.eq(0), x_ok.eq(0), slice_cnt.eq(0),
                          rq_idx.eq(0), rq_hi.eq(0), x_idx.eq(0)]
 
@@ -809,6 +818,9 @@ class AnyprecCore(wiring.Component):
         ]
         info_arr = Array(Const(v, 32) for v in info_words)
         slot_val = Signal(32)
+        slot_val_r = Signal(32)
+        slot_wait = Signal()
+        m.d.sync += [slot_val_r.eq(slot_val), slot_wait.eq(0)]
         with m.Switch(st_word):
             with m.Case(0):
                 m.d.comb += slot_val.eq(Mux(f_cfg[st_layer],
@@ -838,7 +850,7 @@ class AnyprecCore(wiring.Component):
             with m.Case(0):
                 m.d.comb += [s_valid.eq(1), s_data.eq(status_word)]
                 with m.If(s_take):
-                    m.d.sync += [src_i.eq(0), st_layer.eq(0), st_word.eq(0),
+                    m.d.sync += [src_i.eq(0), st_layer.eq(0), st_word.eq(0), slot_wait.eq(1),
                                  src_state.eq(Mux(src == _SRC_NONE, 3, 1))]
             with m.Case(1):
                 with m.Switch(src):
@@ -849,9 +861,12 @@ class AnyprecCore(wiring.Component):
                             with m.If(src_i == len(info_words) - 1):
                                 m.d.sync += src_state.eq(3)
                     with m.Case(_SRC_SLOTS):
-                        m.d.comb += [s_valid.eq(1), s_data.eq(slot_val)]
+                        # slot_val from a register, refreshed in the cycle after each
+                        # word (the descriptor reads behind the source multiplexer
+                        # were a long path, Fmax): a word every other cycle at most.
+                        m.d.comb += [s_valid.eq(~slot_wait), s_data.eq(slot_val_r)]
                         with m.If(s_take):
-                            m.d.sync += st_word.eq(st_word + 1)
+                            m.d.sync += [st_word.eq(st_word + 1), slot_wait.eq(1)]
                             with m.If(st_word == 4):
                                 m.d.sync += [st_word.eq(0), st_layer.eq(st_layer + 1)]
                                 with m.If(st_layer == L - 1):
@@ -990,6 +1005,7 @@ class AnyprecCore(wiring.Component):
         # quotient of a divisor that is not a power of two is settled by then.
         m.d.comb += [t_new.eq(_ceil_div_reg(m, new_m, R, cfg.tiles_max, "t_new_q")),
                      j_new.eq(_ceil_div_reg(m, new_k, C, cfg.chunks_max, "j_new_q"))]
+        end_bad = Signal()              # new_end_r > depth, registered (state SL_CMP)
         tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
         mul_i = Signal(16)              # additions left
         mul_last = Signal()
@@ -1174,9 +1190,12 @@ class AnyprecCore(wiring.Component):
                     m.next = "SL_END"
             with m.State("SL_END"):
                 m.d.sync += new_end_r.eq(new_end)
+                m.next = "SL_CMP"
+            with m.State("SL_CMP"):
+                m.d.sync += end_bad.eq(new_end_r > depth)
                 m.next = "SL_BOUND"
             with m.State("SL_BOUND"):
-                with m.If(new_end_r > depth):
+                with m.If(end_bad):
                     respond(Status.RANGE, e_layer)
                 with m.Else():
                     m.d.sync += loop_i.eq(0)

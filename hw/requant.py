@@ -117,15 +117,31 @@ class Requant(wiring.Component):
         lo = Signal(signed(33))
         hi2 = Signal(signed(35))        # 2 hi + 1 and 2 lo - 1: the clamp tested on t
         lo2 = Signal(signed(35))
-        # Two register levels: S first, then everything derived from it.
+        # Three register levels: A - a_out, then S, then everything derived from it; the
+        # clamp bounds 2^a_out - 1 and 2^(a_out+1) - 1 as thermometer codes (constant
+        # compares, no carry chain). (The subtraction, the addition and the select in
+        # one cycle were a long path at 150 MHz, Fmax.)
+        # (The compact form keeps two levels: its rows reach the shift sooner.)
+        if self._compact:
+            m.d.sync += [
+                s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out))),
+                hi.eq(Mux(self.final, (1 << 31) - 1, (1 << self.a_out) - 1)),
+            ]
+        else:
+            a_rest = Signal(range(A + 1))
+            therm = Cat(*[self.a_out > i for i in range(32)])
+            therm2 = Cat(*[self.a_out >= i for i in range(33)])
+            m.d.sync += [
+                a_rest.eq(A - self.a_out),
+                s.eq(Mux(self.final, self.shift, self.shift + a_rest)),
+                hi.eq(Mux(self.final, (1 << 31) - 1, therm)),
+                hi2.eq(Mux(self.final, (1 << 32) - 1, therm2)),
+                lo2.eq(Mux(self.final, -(1 << 32) - 1, -1)),
+            ]
         m.d.sync += [
-            s.eq(Mux(self.final, self.shift, self.shift + (A - self.a_out))),
             ash.eq(A - self.a_in),
             s_eff.eq(Mux(s >= self._round_bits, self._round_bits - 1, s)),
-            hi.eq(Mux(self.final, (1 << 31) - 1, (1 << self.a_out) - 1)),
             lo.eq(Mux(self.final, -(1 << 31), 0)),
-            hi2.eq(Mux(self.final, (1 << 32) - 1, (1 << (self.a_out + 1)) - 1)),
-            lo2.eq(Mux(self.final, -(1 << 32) - 1, -1)),
         ]
 
         if self._compact:

@@ -38,6 +38,9 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when timing is not met")
+    p.add_argument("--slack", action="store_true",
+                   help="ECP5: list every register input that misses the clock, grouped by "
+                        "register (report 'slack', <name>.slack.json)")
     p.set_defaults(func=run)
 
 
@@ -98,7 +101,9 @@ def run(args):
             else:
                 rep = B.build(board, cfg, seed=args.seed, toolchain=args.toolchain,
                               outdir=outdir, target_mhz=args.clock, baud=baud,
-                              progress=_progress(args.json, board.name))
+                              progress=_progress(args.json, board.name),
+                              slack=args.slack and (len(names) == 1 or
+                                                    board.family == "ecp5"))
                 failed_timing |= not rep["timing_met"]
         except AnyprecError as e:
             if len(names) == 1:
@@ -163,6 +168,9 @@ def _summary(r, board):
           f"({', '.join(f'{k} {v:.1f} s' for k, v in r['steps'].items())})")
     print(f"  bitstream {r['bitstream']}")
     print(f"  sha256 {r['bitstream_sha256']}")
+    if r.get("slack"):
+        from ...boards.slack import slack_table
+        print("  " + slack_table(r["slack"]).replace("\n", "\n  "))
     if not r["timing_met"]:
         print(f"  warning: the design may not work at {r['target_mhz']:g} MHz; rebuild with "
               f"--clock {int(r['fmax_mhz'] or 1)} or a smaller array", file=sys.stderr)
