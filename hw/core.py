@@ -405,9 +405,11 @@ class AnyprecCore(wiring.Component):
         writer = _Port(start=Signal(), valid=Signal(), n=Signal.like(writer_.n, init=1),
                        values=Signal.like(writer_.values), flush=Signal(), sum=writer_.sum,
                        wr_en=writer_.wr_en, wr_addr=writer_.wr_addr, wr_data=writer_.wr_data)
-        m.d.sync += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
-                     writer_.n.eq(writer.n), writer_.values.eq(writer.values),
-                     writer_.flush.eq(writer.flush)]
+        # (iCE40: direct; its logic cells are all taken and its clock is slow.)
+        dom = m.d.comb if is_ice40(platform) else m.d.sync
+        dom += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
+                writer_.n.eq(writer.n), writer_.values.eq(writer.values),
+                writer_.flush.eq(writer.flush)]
         m.submodules.engine = eng = LayerEngine(cfg)
 
         wr_sel = Signal()   # activation buffer the writer fills
@@ -819,8 +821,10 @@ class AnyprecCore(wiring.Component):
         info_arr = Array(Const(v, 32) for v in info_words)
         slot_val = Signal(32)
         slot_val_r = Signal(32)
-        slot_wait = Signal()
-        m.d.sync += [slot_val_r.eq(slot_val), slot_wait.eq(0)]
+        slot_wait = Signal()            # (iCE40: direct, every cycle; logic cells)
+        m.d.sync += slot_wait.eq(0)
+        if not ice40:
+            m.d.sync += slot_val_r.eq(slot_val)
         with m.Switch(st_word):
             with m.Case(0):
                 m.d.comb += slot_val.eq(Mux(f_cfg[st_layer],
@@ -864,7 +868,10 @@ class AnyprecCore(wiring.Component):
                         # slot_val from a register, refreshed in the cycle after each
                         # word (the descriptor reads behind the source multiplexer
                         # were a long path, Fmax): a word every other cycle at most.
-                        m.d.comb += [s_valid.eq(~slot_wait), s_data.eq(slot_val_r)]
+                        if ice40:
+                            m.d.comb += [s_valid.eq(1), s_data.eq(slot_val)]
+                        else:
+                            m.d.comb += [s_valid.eq(~slot_wait), s_data.eq(slot_val_r)]
                         with m.If(s_take):
                             m.d.sync += [st_word.eq(st_word + 1), slot_wait.eq(1)]
                             with m.If(st_word == 4):

@@ -80,7 +80,10 @@ class RxFramer(wiring.Component):
 
         with m.FSM():
             with m.State("HDR"):
-                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1), crc.clear.eq(~take),
+                # The CRC is already clear here (END and DONE clear it, and a frame always
+                # passes through both): clearing it again on ~take put the input's valid
+                # in front of the 32 CRC flip-flops' resets (Fmax).
+                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1),
                              crc.en.eq(take), self.hdr.eq(take)]
                 with m.If(take):
                     hlen = data[16:32]
