@@ -129,8 +129,10 @@ class Requant(wiring.Component):
             ]
         else:
             a_rest = Signal(range(A + 1))
-            therm = Cat(*[self.a_out > i for i in range(32)])
-            therm2 = Cat(*[self.a_out >= i for i in range(33)])
+            # (bits only up to A: a_out <= A, and a constant compare would be a lint
+            # warning)
+            therm = Cat(*[self.a_out > i for i in range(A)])
+            therm2 = Cat(Const(1, 1), *[self.a_out >= i for i in range(1, A + 1)])
             m.d.sync += [
                 a_rest.eq(A - self.a_out),
                 s.eq(Mux(self.final, self.shift, self.shift + a_rest)),
