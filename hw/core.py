@@ -277,13 +277,16 @@ class AnyprecCore(wiring.Component):
         DL = cfg.drain_lanes
         tab_depth = L * N * cfg.tab_stride
         LW = max(L, 2)   # layer-index signals: range(1) would be zero bits wide
+        # The device family's form of the design (hw/lane.py): iCE40 trades Fmax for logic
+        # cells, ECP5 instantiates its block RAM and multiplier registers.
+        ice40, ecp5 = is_ice40(platform), is_ecp5(platform)
 
         # ------------------------------------------------------------- memories
         m.submodules.wmem = wmem = BankedMemory(
             width=cfg.word_bits, depth=depth,
             granularity=None if serial else cfg.slice_bits,
-            bank_depth=depth if is_ice40(platform) else WMEM_BANK,
-            hold_read=is_ice40(platform))
+            bank_depth=depth if ice40 else WMEM_BANK,
+            hold_read=ice40)
         wmem_w, wmem_r = wmem.w, wmem.r
         acts = []
         for b in range(2):
@@ -292,14 +295,14 @@ class AnyprecCore(wiring.Component):
             acts.append((mem.write_port(), mem.read_port(domain="sync")))
         m.submodules.tab = tab = BankedMemory(
             width=_TAB.size * DL, depth=tab_depth, granularity=_TAB.size,
-            bank_depth=tab_depth if is_ice40(platform) else WMEM_BANK,
-            hold_read=is_ice40(platform))
+            bank_depth=tab_depth if ice40 else WMEM_BANK,
+            hold_read=ice40)
         tab_w, tab_r = tab.w, tab.r
         # On ECP5 the staging memory is block RAM with its output register (read latency
         # 2): as distributed RAM its write address reached the read register through
         # the RAM and its read multiplexer, a long path (Fmax). Elsewhere a Memory
         # (block RAM on iCE40, latency 1).
-        if is_ecp5(platform):
+        if ecp5:
             m.submodules.stage = stage = BankedMemory(
                 width=_TAB.size, depth=max(cfg.max_m, 2), granularity=None,
                 bank_depth=WMEM_BANK)
@@ -318,7 +321,6 @@ class AnyprecCore(wiring.Component):
         # r mod DL, and the reader takes them round robin from FIFO 0 (``fifo_rd``, reset
         # when a computation starts; every response drains all FIFOs before the next).
         fifos = []
-        ecp5 = is_ecp5(platform)
         for i in range(DL):
             if ecp5:
                 f = _Ecp5Fifo(width=32, depth=max(cfg.tab_stride, 2))
@@ -334,7 +336,7 @@ class AnyprecCore(wiring.Component):
         # without its spare). A word is read only when the slice (either kind) is sure to
         # take it: one word every two cycles at most, faster than any stream width
         # drains 32-bit words but w32.
-        m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not is_ice40(platform))
+        m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not ice40)
         fifo_ren = Signal()
         fifo_rdy = Signal()
         m.d.comb += fifo_rdy.eq(Array(f.r_rdy for f in fifos)[fifo_rd])
@@ -391,8 +393,8 @@ class AnyprecCore(wiring.Component):
         f_jrun = field("j_run", range(cfg.chunks_max + 1))
 
         # ------------------------------------------------------------- submodules
-        m.submodules.rxf = rxf = RxFramer(serial_crc=is_ice40(platform))
-        m.submodules.txf = txf = TxFramer(serial_crc=is_ice40(platform))
+        m.submodules.rxf = rxf = RxFramer(serial_crc=ice40)
+        m.submodules.txf = txf = TxFramer(serial_crc=ice40)
         wiring.connect(m, wiring.flipped(self.i), rxf.i)
         wiring.connect(m, txf.o, wiring.flipped(self.o))
         m.submodules.writer = writer_ = ActWriter(
@@ -406,7 +408,7 @@ class AnyprecCore(wiring.Component):
                        values=Signal.like(writer_.values), flush=Signal(), sum=writer_.sum,
                        wr_en=writer_.wr_en, wr_addr=writer_.wr_addr, wr_data=writer_.wr_data)
         # (iCE40: direct; its logic cells are all taken and its clock is slow.)
-        dom = m.d.comb if is_ice40(platform) else m.d.sync
+        dom = m.d.comb if ice40 else m.d.sync
         dom += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
                 writer_.n.eq(writer.n), writer_.values.eq(writer.values),
                 writer_.flush.eq(writer.flush)]
@@ -432,11 +434,9 @@ class AnyprecCore(wiring.Component):
         wq_addr = Signal(aw)
         # Only iCE40 needs that (its weight memory is SPRAM); elsewhere each port has its
         # own address, which keeps the multiplexer out of the block RAM's address path.
-        ice40 = is_ice40(platform)
-        shared = ice40
         m.d.comb += [wmem_we.eq(wmem_w.en.any()), wmem_r.en.eq(~wmem_we),
-                     wmem_r.addr.eq(wmem_addr if shared else eng.w_addr),
-                     wmem_w.addr.eq(wmem_addr if shared else wq_addr)]
+                     wmem_r.addr.eq(wmem_addr if ice40 else eng.w_addr),
+                     wmem_w.addr.eq(wmem_addr if ice40 else wq_addr)]
         if serial:
             m.d.comb += eng.w_data.eq(wmem_r.data)
         else:
@@ -467,8 +467,8 @@ class AnyprecCore(wiring.Component):
         # (the byte enables qualified by tw_we, so that yosys sees the write and the
         # read enable ~tw_we exclude each other: the iCE40's single-port SPRAM)
         m.d.comb += tab_w.en.eq(Mux(tw_we, tw_en, 0))
-        m.d.comb += [tab_r.en.eq(~tw_we), tab_r.addr.eq(tab_addr if shared else eng.t_addr),
-                     tab_w.addr.eq(tab_addr if shared else tw_addr),
+        m.d.comb += [tab_r.en.eq(~tw_we), tab_r.addr.eq(tab_addr if ice40 else eng.t_addr),
+                     tab_w.addr.eq(tab_addr if ice40 else tw_addr),
                      tab_addr.eq(Mux(tw_we, tw_addr, eng.t_addr))]
         m.d.comb += [eng.t_m[i].eq(tab_rdata[i].m) for i in range(DL)]
         m.d.comb += [eng.t_b[i].eq(tab_rdata[i].b) for i in range(DL)]
@@ -484,24 +484,27 @@ class AnyprecCore(wiring.Component):
         word = rxf.word
         length = rxf.length
 
-        # The opcode decoded into registers a cycle after the header (the payload paths
-        # below test these; the first payload word comes later still).
-        op_pl, op_rq, op_x = Signal(), Signal(), Signal()
-        m.d.sync += [op_pl.eq(op == Opcode.LOAD_PLANE), op_rq.eq(op == Opcode.LOAD_REQUANT),
-                     op_x.eq((op == Opcode.MATVEC) | (op == Opcode.INFER))]
-
-        # The opcode as a small index (KNOWN order, len(KNOWN) when unknown) for the
-        # second-stage and CHECK switches, and `err != 0` as a flip-flop (`err_set`,
-        # written wherever err is): compares of the 8-bit registers there sat in front
-        # of many registers (Fmax).
+        # The opcode decoded into registers a cycle after the header: a small index
+        # (KNOWN order, len(KNOWN) when unknown) for the second-stage and CHECK switches
+        # and flags for the payload paths (the first payload word comes later still);
+        # and `err != 0` as a flip-flop (`err_set`, written wherever err is): compares of
+        # the 8-bit registers there sat in front of many registers (Fmax).
         KNOWN = [Opcode.INFO, Opcode.STATUS, Opcode.SET_LAYER, Opcode.SET_RUN,
                  Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC, Opcode.INFER]
         K = {code: i for i, code in enumerate(KNOWN)}
         op_k = Signal(range(len(KNOWN) + 1))
+        op_pl, op_rq, op_x = Signal(), Signal(), Signal()
+        m.d.sync += [op_pl.eq(0), op_rq.eq(0), op_x.eq(0)]
         with m.Switch(op):
             for i, code in enumerate(KNOWN):
                 with m.Case(code):
                     m.d.sync += op_k.eq(i)
+                    if code == Opcode.LOAD_PLANE:
+                        m.d.sync += op_pl.eq(1)
+                    if code == Opcode.LOAD_REQUANT:
+                        m.d.sync += op_rq.eq(1)
+                    if code in (Opcode.MATVEC, Opcode.INFER):
+                        m.d.sync += op_x.eq(1)
             with m.Default():
                 m.d.sync += op_k.eq(len(KNOWN))
         err_set = Signal()
