@@ -109,12 +109,32 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
                              if slack else "")),
         )
     plan = plat.prepare(top, name=name, **kw)
-    outdir = Path(outdir)
-    if outdir.exists():
-        shutil.rmtree(outdir)
-    outdir.mkdir(parents=True)
+    outdir = _fresh_outdir(Path(outdir))
     plan.extract(str(outdir))
     return top, name, plan
+
+
+#: Marks a directory that `build`, `estimate` and `export` made, and may therefore empty.
+OUTDIR_MARK = ".anyprec-build"
+
+
+def _fresh_outdir(outdir):
+    """Empty ``outdir`` for a new build tree, refusing anything but a new directory, an
+    empty one or one of our own (marked) build trees: ``-o ~/project`` must never delete
+    a user's files."""
+    if outdir.exists():
+        if not outdir.is_dir():
+            raise BuildError(f"output directory {outdir} exists and is not a directory")
+        if any(outdir.iterdir()):
+            if not (outdir / OUTDIR_MARK).is_file():
+                raise BuildError(
+                    f"output directory {outdir} is not empty and was not made by anyprec "
+                    f"(no {OUTDIR_MARK}); give a new or empty directory")
+            shutil.rmtree(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / OUTDIR_MARK).write_text(
+        "Made by anyprec; `anyprec build`, `estimate` and `export` replace this directory.\n")
+    return outdir
 
 
 def _script_steps(script_text):
@@ -414,7 +434,8 @@ def export(board, cfg=None, *, outdir=None, baud=DEFAULT_BAUD, timeout_ms=DEFAUL
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     top, name, plan = _prepare(board, cfg, seed=1, target_mhz=None, baud=baud,
                                timeout_ms=timeout_ms, outdir=outdir)
-    files = sorted(str(p.relative_to(outdir)) for p in outdir.iterdir())
+    files = sorted(str(p.relative_to(outdir)) for p in outdir.iterdir()
+                   if p.name != OUTDIR_MARK)
     (outdir / "README.txt").write_text(
         f"anyprec for the {board.title} ({board.device}), Verilog only.\n\n"
         f"Configuration: {cfg.describe()}\n"

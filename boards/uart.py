@@ -162,18 +162,24 @@ class UartTx(wiring.Component):
         # `busy` is a flip-flop: (left != 0) | (timer != 0) of the next state. As a
         # compare of the timer it began the ready chain into the bridge's response path
         # (Fmax at 150 MHz on the 85F).
+        # `timer == 0` is a flip-flop too (`t_zero`; exact: it follows every change of the
+        # timer), so that the timer's own compare does not sit in front of its
+        # decrement and the shift register's enable (Fmax).
         n_left = Signal.like(left)
         n_timer = Signal.like(timer)
-        m.d.comb += [n_left.eq(left), n_timer.eq(timer), self.i.ready.eq(~self.busy)]
-        m.d.sync += [left.eq(n_left), timer.eq(n_timer),
-                     self.busy.eq((n_left != 0) | (n_timer != 0))]
+        t_zero = Signal(init=1)
+        n_zero = Signal()
+        m.d.comb += [n_left.eq(left), n_timer.eq(timer), n_zero.eq(t_zero),
+                     self.i.ready.eq(~self.busy)]
+        m.d.sync += [left.eq(n_left), timer.eq(n_timer), t_zero.eq(n_zero),
+                     self.busy.eq((n_left != 0) | ~n_zero)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += shreg.eq(Cat(0, self.i.payload, 1))
             m.d.comb += n_left.eq(10)
-        with m.Elif(timer != 0):
-            m.d.comb += n_timer.eq(timer - 1)
+        with m.Elif(~t_zero):
+            m.d.comb += [n_timer.eq(timer - 1), n_zero.eq(timer == 1)]
         with m.Elif(left != 0):
             # Each bit is held for `div` cycles; `busy` covers the whole stop bit.
             m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg[1:])]
-            m.d.comb += [n_left.eq(left - 1), n_timer.eq(div - 1)]
+            m.d.comb += [n_left.eq(left - 1), n_timer.eq(div - 1), n_zero.eq(0)]
         return m

@@ -65,16 +65,15 @@ class ActWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         C, A, LN = self._cols, self._abits, self._lanes
-        lane = Signal(range(C + 1))
-        # `lane` again, one-hot (bit c: lane == c), kept beside it: the select of every
-        # word lane is then one flip-flop instead of a compare that fans out to C * A
-        # bits (the 85F's longest paths at 150 MHz, 8.9 ns).
+        # The next free word lane, one-hot (bit c: lane c): the select of every word lane
+        # is then one flip-flop instead of a compare that fans out to C * A bits (the
+        # 85F's longest paths at 150 MHz, 8.9 ns).
         lane_oh = Signal(C, init=1)
-        word = Signal(C * A)      # lanes >= `lane` are zero
+        word = Signal(C * A)      # lanes from the next free one up are zero
         addr = Signal.like(self.wr_addr)
         merged = Signal(C * A)
-        # Word lane c takes input lane c - lane (when that is 0 .. LN-1): an LN-input
-        # AND-OR per bit rather than a barrel shifter over the whole word.
+        # Word lane c takes input lane c - l (l the next free lane; when that is 0 .. LN-1):
+        # an LN-input AND-OR per bit rather than a barrel shifter over the whole word.
         vals = [self.values[i * A:(i + 1) * A] for i in range(LN)]
         for c in range(C):
             terms = [vals[i] & lane_oh[c - i].replicate(A) for i in range(LN)
@@ -88,37 +87,34 @@ class ActWriter(wiring.Component):
         for v in vals[1:]:
             total = total + v
         n = self.n if LN > 1 else Const(1)
-        nxt = Signal(range(C + LN + 1))
-        m.d.comb += nxt.eq(lane + n)
-        # Does this group complete the word (lane + n >= C)? As lane >= C - n: constant
-        # compares of the lane register, selected by n, so that nothing wide sits between
-        # the inputs and the write. valid and n come from the core's source multiplexer
-        # (host or requantisers), and an adder on n plus a compare behind it was the
-        # critical path of the 16x16 and 32x32 bench builds (9.9 ns, docs/boards.md).
+        # Does this group complete the word (l + n >= C)? As an OR of lane_oh's top n bits,
+        # selected by n, so that nothing wide sits between the inputs and the write. valid
+        # and n come from the core's source multiplexer (host or requantisers); an adder on
+        # n plus a compare behind it was the critical path of the 16x16 and 32x32 bench
+        # builds (9.9 ns, docs/boards.md), and a carry-chain compare of a binary lane
+        # count, fanning out to every word bit, a long path at 150 MHz on the 85F.
         full = Signal()
         if LN == 1:
-            m.d.comb += full.eq(lane >= C - 1)
+            m.d.comb += full.eq(lane_oh[C - 1])
         else:
             with m.Switch(n):
                 for i in range(1, LN + 1):
                     with m.Case(i):
-                        # C - i <= 0 (C = lanes): always complete; a compare with 0 would
-                        # be constant, which Verilator's lint rejects (UNSIGNED).
-                        m.d.comb += full.eq(lane >= C - i if C - i > 0 else 1)
+                        m.d.comb += full.eq(lane_oh[max(C - i, 0):].any())
 
         # The write data needs no enable of its own (wr_en qualifies it): merged while
         # `valid`, the partial word otherwise.
         m.d.comb += self.wr_data.eq(Mux(self.valid, merged, word))
         with m.If(self.start):
-            m.d.sync += [lane.eq(0), lane_oh.eq(1), word.eq(0), addr.eq(0), self.sum.eq(0),
+            m.d.sync += [lane_oh.eq(1), word.eq(0), addr.eq(0), self.sum.eq(0),
                          self.count.eq(0)]
         with m.Elif(self.valid):
             m.d.sync += [self.sum.eq(self.sum + total), self.count.eq(self.count + n)]
             with m.If(full):
                 m.d.comb += self.wr_en.eq(1)
-                m.d.sync += [lane.eq(0), lane_oh.eq(1), word.eq(0), addr.eq(addr + 1)]
+                m.d.sync += [lane_oh.eq(1), word.eq(0), addr.eq(addr + 1)]
             with m.Else():
-                m.d.sync += [lane.eq(nxt), word.eq(merged)]
+                m.d.sync += word.eq(merged)
                 if LN == 1:
                     m.d.sync += lane_oh.eq(lane_oh << 1)
                 else:
@@ -127,7 +123,7 @@ class ActWriter(wiring.Component):
                             with m.Case(i):
                                 m.d.sync += lane_oh.eq(lane_oh << i)
         with m.Elif(self.flush):
-            with m.If(lane != 0):
+            with m.If(~lane_oh[0]):
                 m.d.comb += self.wr_en.eq(1)
-                m.d.sync += [lane.eq(0), lane_oh.eq(1), word.eq(0), addr.eq(addr + 1)]
+                m.d.sync += [lane_oh.eq(1), word.eq(0), addr.eq(addr + 1)]
         return m

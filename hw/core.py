@@ -595,9 +595,19 @@ class AnyprecCore(wiring.Component):
         second = Signal()          # the cycle after ``first``: it is in w1, checks decide
         pay2, pay3 = Signal(), Signal()
         dw = Signal(32)
-        m.d.sync += [first.eq(rxf.pay & (rxf.idx == 1)), second.eq(first),
+        # "The next payload word is word 1" (the framer's idx == 1) as a flip-flop, set by
+        # the header and cleared by the first payload word: the framer's take and a
+        # 16-bit compare of idx in front of the hold register was a long path (Fmax).
+        at1 = Signal()
+        with m.If(rxf.hdr):
+            m.d.sync += at1.eq(1)
+        with m.Elif(rxf.pay):
+            m.d.sync += at1.eq(0)
+        pay1 = rxf.pay & at1                # payload word 1 is on `word`
+        pay_n = rxf.pay & ~at1              # a later one (idx >= 2)
+        m.d.sync += [first.eq(pay1), second.eq(first),
                      pay2.eq(rxf.pay & (rxf.idx == 2)), pay3.eq(rxf.pay & (rxf.idx == 3))]
-        with m.If(rxf.pay & (rxf.idx == 1)):
+        with m.If(pay1):
             m.d.sync += lsel.eq(Mux(word[0:8] < L, word[0:8], 0))
         # They read 0 in a frame without them: cleared the cycle after the header (at
         # least a cycle before word 1 reaches w1), not by the framer's take itself.
@@ -626,7 +636,7 @@ class AnyprecCore(wiring.Component):
         r_pw_bad, r_ms_bad, r_kw_bad, r_kw0_bad = Signal(), Signal(), Signal(), Signal()
         len_m1 = Signal(17)     # the frame's length - 1, a cycle after the header
         m.d.sync += len_m1.eq(length - 1)
-        r_planes = Signal(range(N + 1))
+        r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
         r_abits0 = Signal(range(A + 1))
@@ -644,7 +654,7 @@ class AnyprecCore(wiring.Component):
                 # The length checks as flags, against length - 1 (a register): the
                 # second stage then only combines flags (a compare there, in front of
                 # the decision's many registers, was a long path, Fmax).
-                r_pw_bad.eq(len_m1 != f_pw[lsel]), r_planes.eq(f_planes[lsel]),
+                r_pw_bad.eq(len_m1 != f_pw[lsel]), r_order_bad.eq(f_b != f_planes[lsel]),
                 r_ms_bad.eq(len_m1 != (f_ms[lsel] << 1)),
                 r_kw_bad.eq(len_m1 != _ceil_div(f_krun[lsel], EPW)),
                 r_kw0_bad.eq(len_m1 != _ceil_div(f_krun[0], EPW)),
@@ -661,7 +671,7 @@ class AnyprecCore(wiring.Component):
                         fail(Status.NOT_READY, l1)
                     with m.Elif(r_pw_bad):
                         fail(Status.BAD_LENGTH, l1)
-                    with m.Elif(b1 != r_planes):
+                    with m.Elif(r_order_bad):
                         fail(Status.ORDER, l1)
                     with m.Else():
                         m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
@@ -704,8 +714,7 @@ class AnyprecCore(wiring.Component):
         # (Fmax, docs/boards.md). The framer is held while an activation word waits here.
         data_word = Signal()
         dw_x = Signal()
-        m.d.sync += [data_word.eq(rxf.pay & (rxf.idx >= 2)), dw.eq(word),
-                     dw_x.eq(rxf.pay & (rxf.idx >= 2) & op_x & x_ok)]
+        m.d.sync += [data_word.eq(pay_n), dw.eq(word), dw_x.eq(pay_n & op_x & x_ok)]
         # Plane slices -> weight memory, only for a frame that passed its word-1 checks.
         # The write data is assigned in every cycle (only the enable is conditional), so
         # that its register is a plain flip-flop and not a wide reset-to-zero (Fmax).
@@ -767,8 +776,7 @@ class AnyprecCore(wiring.Component):
         # loaded with the next values of those four (the OR of four registers in front
         # of the framer's ready, and so of its take and everything that take enables,
         # was a long path, Fmax). x_busy and dw_x never meet: pay waits for hold.
-        hold_next = ((rxf.pay & (rxf.idx == 1)) | first |
-                     (rxf.pay & (rxf.idx >= 2) & op_x & x_ok) |
+        hold_next = (pay1 | first | (pay_n & op_x & x_ok) |
                      (x_busy & (x_lane != EPW - 1)) | dw_x)
         hold_r = Signal()
         m.d.sync += hold_r.eq(hold_next)
@@ -853,12 +861,27 @@ class AnyprecCore(wiring.Component):
         s_valid = src_out.valid
         s_data = src_out.payload
         s_take = src_out.valid & src_out.ready
+        # Off iCE40, "the result FIFO's words are what goes out" (src_state 1, src DATA,
+        # n_data != 0) as a flip-flop: that decode in front of the result slice's ready,
+        # which enables its 64 flip-flops, was a long path at 150 MHz (Fmax). (Set from
+        # n_data, not n_zero: the status word may leave the cycle after RESP_SET.)
+        # Its take, from flip-flops too, also counts the words down (the source
+        # multiplexer's take in front of n_data was a long path).
+        dphase = Signal()
+        if not ice40:
+            d_take = Signal()
+            m.d.comb += [fifo_q.o.ready.eq(dphase & src_out.ready),
+                         d_take.eq(dphase & src_out.ready & fifo_q.o.valid)]
+            with m.If(d_take):
+                m.d.sync += [n_data.eq(n_data - 1), n_zero.eq(n_data == 1),
+                             dphase.eq(n_data != 1)]
         with m.Switch(src_state):
             with m.Case(0):
                 m.d.comb += [s_valid.eq(1), s_data.eq(status_word)]
                 with m.If(s_take):
                     m.d.sync += [src_i.eq(0), st_layer.eq(0), st_word.eq(0), slot_wait.eq(1),
-                                 src_state.eq(Mux(src == _SRC_NONE, 3, 1))]
+                                 src_state.eq(Mux(src == _SRC_NONE, 3, 1)),
+                                 dphase.eq((src == _SRC_DATA) & (n_data != 0))]
             with m.Case(1):
                 with m.Switch(src):
                     with m.Case(_SRC_INFO):
@@ -885,10 +908,12 @@ class AnyprecCore(wiring.Component):
                         with m.If(n_zero):
                             m.d.sync += src_state.eq(2)
                         with m.Else():
-                            m.d.comb += [s_valid.eq(fifo_q.o.valid), s_data.eq(fifo_q.o.payload),
-                                         fifo_q.o.ready.eq(s_take)]
-                            with m.If(s_take):
-                                m.d.sync += [n_data.eq(n_data - 1), n_zero.eq(n_data == 1)]
+                            m.d.comb += [s_valid.eq(fifo_q.o.valid), s_data.eq(fifo_q.o.payload)]
+                            if ice40:
+                                m.d.comb += fifo_q.o.ready.eq(s_take)
+                                with m.If(s_take):
+                                    m.d.sync += [n_data.eq(n_data - 1),
+                                                 n_zero.eq(n_data == 1)]
             with m.Case(2):
                 m.d.comb += [s_valid.eq(comp_done), s_data.eq(cycles)]
                 with m.If(s_take):

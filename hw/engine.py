@@ -111,10 +111,12 @@ class LayerEngine(wiring.Component):
         base = Signal.like(self.base)
         tj = Signal.like(self.tj)
         j_s = Signal.like(self.j_s)
-        t_run = Signal.like(self.t_run)
-        j_run = Signal.like(self.j_run)
+        # t_run, j_run and k less one, so that the loop ends are compares of two flip-flops
+        # (a subtraction in front of them fed the address registers: Fmax).
+        t_last = Signal.like(self.t_run)
+        j_last = Signal.like(self.j_run)
         m_run = Signal.like(self.m_run)
-        k = Signal.like(self.k)
+        k_last = Signal.like(self.k)
         mode = Signal.like(self.mode)
         q = Signal.like(self.q)
         shift = Signal.like(self.shift)
@@ -123,8 +125,9 @@ class LayerEngine(wiring.Component):
         tab_base = Signal.like(self.tab_base)
         with m.If(self.start):
             m.d.sync += [s.eq(i) for s, i in (
-                (base, self.base), (tj, self.tj), (j_s, self.j_s), (t_run, self.t_run),
-                (j_run, self.j_run), (m_run, self.m_run), (k, self.k if serial else 1),
+                (base, self.base), (tj, self.tj), (j_s, self.j_s), (t_last, self.t_run - 1),
+                (j_last, self.j_run - 1), (m_run, self.m_run),
+                (k_last, self.k - 1 if serial else 0),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
 
@@ -135,8 +138,13 @@ class LayerEngine(wiring.Component):
         p = Signal.like(self.k)
         j = Signal.like(self.j_run)
         addr = Signal(self._aw)
-        plane_start = Signal(self._aw)
-        tile_start = Signal(self._aw)
+        # The next plane's and the next tile's first address, kept ready (the sums of a
+        # start address and a stride, selected by the loop ends, were a long path into
+        # the address registers: Fmax); the loop ends themselves are flip-flops, exact
+        # after every change of t, p or j.
+        plane_nx = Signal(self._aw)
+        tile_nx = Signal(self._aw)
+        end_j, end_p, end_t = Signal(), Signal(), Signal()
         tile_cyc = Signal(range(max(RD, 2) + 1))
         issue = Signal()
         m.d.comb += [
@@ -144,30 +152,30 @@ class LayerEngine(wiring.Component):
             self.w_addr.eq(addr),
             self.x_addr.eq(j),
         ]
-        end_j = j == j_run - 1
-        end_p = p == k - 1
-        end_t = t == t_run - 1
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
-                         addr.eq(self.base), plane_start.eq(self.base),
-                         tile_start.eq(self.base), tile_cyc.eq(0)]
+                         addr.eq(self.base), plane_nx.eq(self.base + self.tj),
+                         tile_nx.eq(self.base + self.j_s), tile_cyc.eq(0),
+                         end_j.eq(self.j_run == 1), end_p.eq(self.k == 1 if serial else 1),
+                         end_t.eq(self.t_run == 1)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
             with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
             with m.If(~end_j):
-                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
+                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j + 1 == j_last)]
             with m.Elif(~end_p):
-                m.d.sync += [j.eq(0), p.eq(p + 1), plane_start.eq(plane_start + tj),
-                             addr.eq(plane_start + tj)]
+                m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(p + 1),
+                             end_p.eq(p + 1 == k_last), addr.eq(plane_nx),
+                             plane_nx.eq(plane_nx + tj)]
             with m.Else():
-                m.d.sync += [j.eq(0), p.eq(0)]
+                m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(0), end_p.eq(k_last == 0)]
                 with m.If(end_t):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
-                    m.d.sync += [t.eq(t + 1), tile_start.eq(tile_start + j_s),
-                                 plane_start.eq(tile_start + j_s), addr.eq(tile_start + j_s)]
+                    m.d.sync += [t.eq(t + 1), end_t.eq(t + 1 == t_last), addr.eq(tile_nx),
+                                 plane_nx.eq(tile_nx + tj), tile_nx.eq(tile_nx + j_s)]
                     # The shadow register drains DL rows per cycle: tiles start >= R/DL
                     # cycles apart.
                     with m.If(tile_cyc + 1 >= RD):
@@ -283,13 +291,21 @@ class LayerEngine(wiring.Component):
         m.d.comb += self.o_value.eq(self.o_values[0])
 
         # --- completion ---
+        # A group is the last one exactly when at most DL results are still to come: every
+        # tile but the last has R rows, a multiple of DL, so any earlier group leaves at
+        # least one more row behind it. That test is kept as a flip-flop (``few``); an
+        # equality of the count with o_n in front of the core's compute FSM was a long
+        # path at 150 MHz (Fmax).
         out_left = Signal(range(cfg.max_m + 1))     # results still to come
+        left_nxt = Signal.like(out_left)
+        few = Signal()                               # out_left <= DL
         running = Signal()
-        last_out = self.o_valid & (out_left == self.o_n)
+        last_out = self.o_valid & few
+        m.d.comb += left_nxt.eq(out_left - self.o_n)
         with m.If(self.start):
-            m.d.sync += [out_left.eq(self.m_run), running.eq(1)]
+            m.d.sync += [out_left.eq(self.m_run), few.eq(self.m_run <= DL), running.eq(1)]
         with m.Elif(self.o_valid):
-            m.d.sync += out_left.eq(out_left - self.o_n)
+            m.d.sync += [out_left.eq(left_nxt), few.eq(left_nxt <= DL)]
             with m.If(last_out):
                 m.d.sync += running.eq(0)
         m.d.comb += [self.done.eq(running & last_out), self.busy.eq(running)]

@@ -170,9 +170,10 @@ class Skid(wiring.Component):
                 m.d.sync += [self.o.payload.eq(spare), self.o.valid.eq(1), spare_valid.eq(0)]
             with m.Else():
                 m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & ~spare_valid):
-            # The output is stalled: park the accepted input in the spare.
-            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(1)]
+        with m.Elif(~spare_valid):
+            # The output is stalled: park the input in the spare, valid or not (so that
+            # the spare's enable is flip-flops only, not the input's valid: Fmax).
+            m.d.sync += [spare.eq(self.i.payload), spare_valid.eq(self.i.valid)]
         return m
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from anyprec.boards.build import _platform, _prepare, count_cells, export
+from anyprec.boards.build import OUTDIR_MARK, _platform, _prepare, count_cells, export
 from anyprec.boards.registry import BOARDS, get_board, UnknownBoardError
 from anyprec.boards.top import BoardTop
 from anyprec.golden.export import DEFAULT_MODEL, load_model
@@ -75,6 +75,30 @@ def test_arty_verilog_only_export(tmp_path):
     assert "module anyprec_arty_a7_35" in v
     assert "README.txt" in rep["files"] and rep["bitstream"] is None
     assert "Vivado" in (out / "README.txt").read_text()
+
+
+def test_outdir_of_user_files_is_refused(tmp_path, capsys):
+    # `-o` naming a directory with someone's files must never empty it; our own build
+    # trees (marked) are replaced.
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, out, err = _cli(capsys, "build", "--board", "arty-a7-35", "-o", str(mine))
+    assert code != 0 and "not made by anyprec" in err
+    assert err.startswith("anyprec: error: ") and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    code, _, err = _cli(capsys, "build", "--board", "arty-a7-35", "-o", str(f))
+    assert code != 0 and "is not a directory" in err and f.read_text() == "x"
+    # A build tree of ours is replaced: a stray file in it goes, the marker stays.
+    out = tmp_path / "arty"
+    export("arty-a7-35", outdir=out)
+    (out / "stale.v").write_text("old")
+    rep = export("arty-a7-35", outdir=out)
+    assert not (out / "stale.v").exists() and (out / OUTDIR_MARK).is_file()
+    assert OUTDIR_MARK not in rep["files"]
 
 
 def test_cli_boards_json(capsys):
