@@ -74,10 +74,11 @@ class FrameDelimiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = Signal(range(MAX_FRAME_BYTES + 1))    # bytes of this frame so far
-        # Index of the frame's last byte, once bytes 2-3 are in: the frame size minus one,
-        # one bit wider so that a size of 0 (wrapped) never matches. Stored instead of the
-        # size so that the per-byte test is a compare, not an add and a compare (Fmax).
-        last_idx = Signal(len(count) + 1)
+        # Index of the byte before the frame's last, once bytes 2-3 are in: the frame size
+        # minus two, one bit wider so that a size of 0 (wrapped) never matches. Stored
+        # instead of the size so that the per-byte test is a compare of two registers,
+        # not an add and a compare (Fmax).
+        last_m1 = Signal(len(count) + 1)
         len_lo = Signal(8)
         idle = Signal(range(self._timeout + 1))
         owe = Signal()                                # a terminating zero byte is due
@@ -104,19 +105,24 @@ class FrameDelimiter(wiring.Component):
                     m.d.sync += owe.eq(1)
 
         # Input: count the byte, find the frame size, mark the last byte.
+        # is_last (this byte, number `count`, is the frame's last, size - 1) is a
+        # flip-flop, exact: it is recomputed for the next count whenever the count
+        # changes (the compare in front of the count's own multiplexer was a long path,
+        # Fmax). The size is a multiple of 4 and at least 8, so byte 4 is never the last
+        # and the new last_m1 need not be looked at in the same cycle.
+        is_last = Signal()
         with m.If(self.i.valid):
-            is_last = Signal()
-            m.d.comb += is_last.eq((count >= 4) & (count == last_idx))
             m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
-                         idle.eq(0), count.eq(Mux(is_last, 0, count + 1))]
+                         idle.eq(0), count.eq(Mux(is_last, 0, count + 1)),
+                         is_last.eq(~is_last & (count >= 4) & (count == last_m1))]
             with m.If(count == 2):
                 m.d.sync += len_lo.eq(self.i.payload)
             with m.If(count == 3):
                 size = ((Cat(len_lo, self.i.payload) + 2) << 2)[:len(count)]
-                m.d.sync += last_idx.eq(size - 1)
+                m.d.sync += last_m1.eq(size - 2)
         with m.Elif(count != 0):
             with m.If(idle == self._timeout - 1):
-                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0),
+                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0),
                              self.timeouts.eq(self.timeouts + 1)]
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)

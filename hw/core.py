@@ -492,12 +492,19 @@ class AnyprecCore(wiring.Component):
         KNOWN = [Opcode.INFO, Opcode.STATUS, Opcode.SET_LAYER, Opcode.SET_RUN,
                  Opcode.LOAD_PLANE, Opcode.LOAD_REQUANT, Opcode.MATVEC, Opcode.INFER]
         K = {code: i for i, code in enumerate(KNOWN)}
+        # In two registered steps (the 8-bit decode in one was a long path at 150 MHz):
+        # the opcodes differ only in bits 0-1 and 4-5, so the first step keeps those and
+        # whether the other four are zero. op_k is first used by the word-1 checks'
+        # second stage, at least three cycles after the header.
         op_k = Signal(range(len(KNOWN) + 1))
         op_pl, op_rq, op_x = Signal(), Signal(), Signal()
+        assert all(code & 0xCC == 0 for code in KNOWN)
+        op_q = Signal(5)            # op[0:2], op[4:6], and op's other bits all zero
+        m.d.sync += op_q.eq(Cat(op[0:2], op[4:6], Cat(op[2:4], op[6:8]) == 0))
         m.d.sync += [op_pl.eq(0), op_rq.eq(0), op_x.eq(0)]
-        with m.Switch(op):
+        with m.Switch(op_q):
             for i, code in enumerate(KNOWN):
-                with m.Case(code):
+                with m.Case((code & 3) | ((code >> 4 & 3) << 2) | 16):
                     m.d.sync += op_k.eq(i)
                     if code == Opcode.LOAD_PLANE:
                         m.d.sync += op_pl.eq(1)
@@ -509,15 +516,12 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += op_k.eq(len(KNOWN))
         err_set = Signal()
 
-        fail_code = Signal(8)      # raised combinationally by the checks below
-        fail_arg = Signal(8)
-        fail_any = Signal()
-        with m.If(fail_any & ~err_set):
-            m.d.sync += [err.eq(fail_code), err_arg.eq(fail_arg), err_set.eq(1)]
-
         def fail(code, arg=0):
-            assert code != 0
-            m.d.comb += [fail_code.eq(code), fail_arg.eq(arg), fail_any.eq(1)]
+            """Record a command-check failure; callers test ``~err_set`` (the first one
+            stands). Written straight into the registers: a shared combinational
+            failure code in front of them was a long path (Fmax)."""
+            assert not isinstance(code, int) or code != 0
+            m.d.sync += [err.eq(code), err_arg.eq(arg), err_set.eq(1)]
 
         # ------------------------------------------------------------- header checks
         # The header's own checks run a cycle later, on the registered opcode and length
@@ -627,8 +631,8 @@ class AnyprecCore(wiring.Component):
                          rq_idx.eq(0), rq_hi.eq(0), x_idx.eq(0)]
 
         # Stage 1 (``first``): range flags of word 1 and the addressed layer's descriptor
-        # values, into registers. Stage 2 (``second``): compare and decide. The framer is
-        # held for both cycles.
+        # values, into registers. Stage 2 (``second``): decide, into registers; stage 3
+        # acts (below). The framer is held for all three cycles.
         r_l_bad, r_pl_range, r_rq_range, r_mv_range, r_in_range = (
             Signal(name=f"r_{n}") for n in ("l_bad", "pl_range", "rq_range", "mv_range",
                                              "in_range"))
@@ -636,6 +640,13 @@ class AnyprecCore(wiring.Component):
         r_pw_bad, r_ms_bad, r_kw_bad, r_kw0_bad = Signal(), Signal(), Signal(), Signal()
         len_m1 = Signal(17)     # the frame's length - 1, a cycle after the header
         m.d.sync += len_m1.eq(length - 1)
+        # ceil(k_run / EPW) == length - 1 as a range of k_run, ((length - 2) * EPW,
+        # (length - 1) * EPW], its bounds registered with len_m1: two compares of the
+        # selected k_run instead of an adder and a compare behind the descriptor
+        # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns).
+        kw_lo = Signal(signed(len(length) + EPW.bit_length() + 2))
+        kw_hi = Signal.like(kw_lo)
+        m.d.sync += [kw_lo.eq((length - 2) * EPW), kw_hi.eq((length - 1) * EPW)]
         r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
@@ -656,57 +667,83 @@ class AnyprecCore(wiring.Component):
                 # the decision's many registers, was a long path, Fmax).
                 r_pw_bad.eq(len_m1 != f_pw[lsel]), r_order_bad.eq(f_b != f_planes[lsel]),
                 r_ms_bad.eq(len_m1 != (f_ms[lsel] << 1)),
-                r_kw_bad.eq(len_m1 != _ceil_div(f_krun[lsel], EPW)),
-                r_kw0_bad.eq(len_m1 != _ceil_div(f_krun[0], EPW)),
+                r_kw_bad.eq(~((kw_lo < f_krun[lsel]) & (f_krun[lsel] <= kw_hi))),
+                r_kw0_bad.eq(~((kw_lo < f_krun[0]) & (f_krun[0] <= kw_hi))),
                 r_krun.eq(f_krun[lsel]), r_krun0.eq(f_krun[0]), r_abits0.eq(f_abits[0]),
                 r_wptr.eq(f_wptr[lsel] if serial else f_base[lsel]),
             ]
+
+        # Stage 2 decides into registers (the first failing check's code and argument, or
+        # which command may go on) and stage 3, the cycle after, acts on them: the checks'
+        # priority chains under the opcode in front of `err` and the payload state were
+        # a long path at 150 MHz (Fmax). `err_set` cannot change between the two.
+        v_fail, v_pl, v_rq, v_mv, v_in = (Signal(name=f"v_{n}")
+                                          for n in ("fail", "pl", "rq", "mv", "in"))
+        v_code = Signal(8)
+        v_arg = Signal(8)
+        m.d.sync += [v_fail.eq(0), v_pl.eq(0), v_rq.eq(0), v_mv.eq(0),
+                     v_in.eq(0)]
+
+        # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
+        # in every cycle, outside the decision.
+        m.d.sync += v_arg.eq(Mux(op_k == K[Opcode.INFER], 0, l1))
+
+        def reject(code):
+            m.d.sync += [v_fail.eq(1), v_code.eq(code)]
 
         with m.If(second & ~err_set):
             with m.Switch(op_k):
                 with m.Case(K[Opcode.LOAD_PLANE]):
                     with m.If(r_pl_range):
-                        fail(Status.RANGE, l1)
+                        reject(Status.RANGE)
                     with m.Elif(~r_cfg):
-                        fail(Status.NOT_READY, l1)
+                        reject(Status.NOT_READY)
                     with m.Elif(r_pw_bad):
-                        fail(Status.BAD_LENGTH, l1)
+                        reject(Status.BAD_LENGTH)
                     with m.Elif(r_order_bad):
-                        fail(Status.ORDER, l1)
+                        reject(Status.ORDER)
                     with m.Else():
-                        m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1),
-                                     wp_addr.eq(r_wptr)]
+                        m.d.sync += v_pl.eq(1)
                 with m.Case(K[Opcode.LOAD_REQUANT]):
                     with m.If(r_rq_range):
-                        fail(Status.RANGE, l1)
+                        reject(Status.RANGE)
                     with m.Elif(~r_cfg):
-                        fail(Status.NOT_READY, l1)
+                        reject(Status.NOT_READY)
                     with m.Elif(r_ms_bad):
-                        fail(Status.BAD_LENGTH, l1)
+                        reject(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += rq_ok.eq(1)
+                        m.d.sync += v_rq.eq(1)
                 with m.Case(K[Opcode.MATVEC]):
                     with m.If(r_l_bad):
-                        fail(Status.RANGE, l1)
+                        reject(Status.RANGE)
                     with m.Elif(~r_cfg):
-                        fail(Status.NOT_READY, l1)
+                        reject(Status.NOT_READY)
                     with m.Elif(r_kw_bad):
-                        fail(Status.BAD_LENGTH, l1)
+                        reject(Status.BAD_LENGTH)
                     with m.Elif(r_mv_range):
-                        fail(Status.RANGE, l1)
+                        reject(Status.RANGE)
                     with m.Else():
-                        m.d.sync += [x_ok.eq(1), x_k.eq(r_krun), x_bits.eq(c1),
-                                     x_arg.eq(l1)]
+                        m.d.sync += v_mv.eq(1)
                 with m.Case(K[Opcode.INFER]):
                     with m.If(r_in_range):
-                        fail(Status.RANGE, 0)
+                        reject(Status.RANGE)
                     with m.Elif(~r_cfg0):
-                        fail(Status.NOT_READY, 0)
+                        reject(Status.NOT_READY)
                     with m.Elif(r_kw0_bad):
-                        fail(Status.BAD_LENGTH, 0)
+                        reject(Status.BAD_LENGTH)
                     with m.Else():
-                        m.d.sync += [x_ok.eq(1), x_k.eq(r_krun0), x_bits.eq(r_abits0),
-                                     x_arg.eq(0)]
+                        m.d.sync += v_in.eq(1)
+        # (v_* are one-cycle pulses, the cycle after `second`)
+        with m.If(v_fail):
+            fail(v_code, v_arg)
+        with m.If(v_pl):
+            m.d.sync += [pl_ok.eq(1), pl_layer.eq(lsel), pl_plane.eq(b1), wp_addr.eq(r_wptr)]
+        with m.If(v_rq):
+            m.d.sync += rq_ok.eq(1)
+        with m.If(v_mv):
+            m.d.sync += [x_ok.eq(1), x_k.eq(r_krun), x_bits.eq(c1), x_arg.eq(l1)]
+        with m.If(v_in):
+            m.d.sync += [x_ok.eq(1), x_k.eq(r_krun0), x_bits.eq(r_abits0), x_arg.eq(0)]
 
         # ------------------------------------------------------------- payload: data
         # Data words are handled one cycle after the framer delivers them, from registers:
@@ -772,11 +809,11 @@ class AnyprecCore(wiring.Component):
         m.d.comb += x_val.eq(x_word.word_select(x_lane, lane_w))
         with m.If(dw_x):
             m.d.sync += [x_word.eq(dw), x_busy.eq(1), x_lane.eq(0)]
-        # The framer's hold is x_busy | dw_x | first | second, taken from a flip-flop
-        # loaded with the next values of those four (the OR of four registers in front
+        # The framer's hold is x_busy | dw_x | first | second | (stage 3), taken from a
+        # flip-flop loaded with the next values of those (the OR of registers in front
         # of the framer's ready, and so of its take and everything that take enables,
         # was a long path, Fmax). x_busy and dw_x never meet: pay waits for hold.
-        hold_next = (pay1 | first | (pay_n & op_x & x_ok) |
+        hold_next = (pay1 | first | second | (pay_n & op_x & x_ok) |
                      (x_busy & (x_lane != EPW - 1)) | dw_x)
         hold_r = Signal()
         m.d.sync += hold_r.eq(hold_next)
@@ -801,7 +838,7 @@ class AnyprecCore(wiring.Component):
             with m.If(x_idx < x_k):
                 m.d.sync += [x_push.eq(1), x_pval.eq(x_val),
                              x_bad.eq((x_val & x_hmask) != 0)]
-        with m.If(x_bad):
+        with m.If(x_bad & ~err_set):
             fail(Status.RANGE, x_arg)
 
         # ------------------------------------------------------------- response source
@@ -835,7 +872,9 @@ class AnyprecCore(wiring.Component):
         slot_wait = Signal()            # (iCE40: direct, every cycle; logic cells)
         m.d.sync += slot_wait.eq(0)
         if not ice40:
-            m.d.sync += slot_val_r.eq(slot_val)
+            # The info words take the same registered path (a constant table behind the
+            # source multiplexer was a long path too).
+            m.d.sync += slot_val_r.eq(Mux(src == _SRC_INFO, info_arr[src_i], slot_val))
         with m.Switch(st_word):
             with m.Case(0):
                 m.d.comb += slot_val.eq(Mux(f_cfg[st_layer],
@@ -860,7 +899,9 @@ class AnyprecCore(wiring.Component):
             src_out = src_q.i
         s_valid = src_out.valid
         s_data = src_out.payload
-        s_take = src_out.valid & src_out.ready
+        s_rdy = src_out.ready
+        # Each state below tests its own valid with the ready, not the multiplexed
+        # valid (which put every source's valid in front of every state's registers).
         # Off iCE40, "the result FIFO's words are what goes out" (src_state 1, src DATA,
         # n_data != 0) as a flip-flop: that decode in front of the result slice's ready,
         # which enables its 64 flip-flops, was a long path at 150 MHz (Fmax). (Set from
@@ -878,16 +919,19 @@ class AnyprecCore(wiring.Component):
         with m.Switch(src_state):
             with m.Case(0):
                 m.d.comb += [s_valid.eq(1), s_data.eq(status_word)]
-                with m.If(s_take):
+                with m.If(s_rdy):
                     m.d.sync += [src_i.eq(0), st_layer.eq(0), st_word.eq(0), slot_wait.eq(1),
                                  src_state.eq(Mux(src == _SRC_NONE, 3, 1)),
                                  dphase.eq((src == _SRC_DATA) & (n_data != 0))]
             with m.Case(1):
                 with m.Switch(src):
                     with m.Case(_SRC_INFO):
-                        m.d.comb += [s_valid.eq(1), s_data.eq(info_arr[src_i])]
-                        with m.If(s_take):
-                            m.d.sync += src_i.eq(src_i + 1)
+                        if ice40:
+                            m.d.comb += [s_valid.eq(1), s_data.eq(info_arr[src_i])]
+                        else:
+                            m.d.comb += [s_valid.eq(~slot_wait), s_data.eq(slot_val_r)]
+                        with m.If(s_rdy if ice40 else ~slot_wait & s_rdy):
+                            m.d.sync += [src_i.eq(src_i + 1), slot_wait.eq(1)]
                             with m.If(src_i == len(info_words) - 1):
                                 m.d.sync += src_state.eq(3)
                     with m.Case(_SRC_SLOTS):
@@ -898,7 +942,7 @@ class AnyprecCore(wiring.Component):
                             m.d.comb += [s_valid.eq(1), s_data.eq(slot_val)]
                         else:
                             m.d.comb += [s_valid.eq(~slot_wait), s_data.eq(slot_val_r)]
-                        with m.If(s_take):
+                        with m.If(s_rdy if ice40 else ~slot_wait & s_rdy):
                             m.d.sync += [st_word.eq(st_word + 1), slot_wait.eq(1)]
                             with m.If(st_word == 4):
                                 m.d.sync += [st_word.eq(0), st_layer.eq(st_layer + 1)]
@@ -910,13 +954,14 @@ class AnyprecCore(wiring.Component):
                         with m.Else():
                             m.d.comb += [s_valid.eq(fifo_q.o.valid), s_data.eq(fifo_q.o.payload)]
                             if ice40:
+                                s_take = fifo_q.o.valid & s_rdy
                                 m.d.comb += fifo_q.o.ready.eq(s_take)
                                 with m.If(s_take):
                                     m.d.sync += [n_data.eq(n_data - 1),
                                                  n_zero.eq(n_data == 1)]
             with m.Case(2):
                 m.d.comb += [s_valid.eq(comp_done), s_data.eq(cycles)]
-                with m.If(s_take):
+                with m.If(comp_done & s_rdy):
                     m.d.sync += src_state.eq(3)
 
         # ------------------------------------------------------------- compute
@@ -1069,7 +1114,7 @@ class AnyprecCore(wiring.Component):
             "sl", "pl", "rq", "sr", "mv", "in"))
         pc_mrun = Signal(range(cfg.max_m + 1))
         pc_planes1 = Signal(range(N + 2))
-        pc_end = Signal(range(cfg.max_m + ST_LAT))
+        pc_end_m1 = Signal(range(cfg.max_m + ST_LAT))    # pc_end below, less one
         rq_last = Signal()
         pc_mask = Signal(N)
         pc_saddr = Signal.like(shifts_w.addr)
@@ -1141,7 +1186,7 @@ class AnyprecCore(wiring.Component):
                     pc_planes1.eq(f_planes[pl_layer] + 1),
                     cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.tab_stride),
                     pc_tnew.eq(t_new), pc_jnew.eq(j_new),
-                    pc_end.eq(f_ms[e_layer] + (ST_LAT - 1)),
+                    pc_end_m1.eq(f_ms[e_layer] + (ST_LAT - 2)),
                     pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
                     pc_saddr.eq(e_layer * N + rq_kk),
                 ]
@@ -1269,9 +1314,10 @@ class AnyprecCore(wiring.Component):
 
             # LOAD_REQUANT: copy the staged table (read latency ST_LAT), then mark it
             # loaded. `rq_last` (a register, cleared in CHECK) marks the cycle that
-            # writes the last row: loop_i == pc_end, the layer's M + ST_LAT - 1.
+            # writes the last row: loop_i == pc_end, the layer's M + ST_LAT - 1 (kept less
+            # one, so that the test is a compare of two registers: Fmax).
             with m.State("RQ_COPY"):
-                m.d.sync += [loop_i.eq(loop_i + 1), rq_last.eq(loop_i + 1 == pc_end)]
+                m.d.sync += [loop_i.eq(loop_i + 1), rq_last.eq(loop_i == pc_end_m1)]
                 with m.If(loop_i >= ST_LAT):
                     # Row i = loop_i - ST_LAT is lane i mod DL of word cp_base + i / DL.
                     m.d.comb += [tab_we.eq(1), tab_waddr.eq(cp_waddr),

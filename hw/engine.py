@@ -111,12 +111,15 @@ class LayerEngine(wiring.Component):
         base = Signal.like(self.base)
         tj = Signal.like(self.tj)
         j_s = Signal.like(self.j_s)
-        # t_run, j_run and k less one, so that the loop ends are compares of two flip-flops
-        # (a subtraction in front of them fed the address registers: Fmax).
-        t_last = Signal.like(self.t_run)
-        j_last = Signal.like(self.j_run)
+        # j_run and k less one, and t_run, j_run and k less two (signed: -1 for a run of
+        # 1), so that the loop-end flags below are compares of two flip-flops (an adder
+        # and a compare in front of them were long paths: Fmax).
+        j_last = Signal(signed(len(self.j_run) + 1))
+        t_pen = Signal(signed(len(self.t_run) + 1))
+        k_last = Signal(signed(len(self.k) + 1))
+        j_pen = Signal.like(j_last)
+        k_pen = Signal.like(k_last)
         m_run = Signal.like(self.m_run)
-        k_last = Signal.like(self.k)
         mode = Signal.like(self.mode)
         q = Signal.like(self.q)
         shift = Signal.like(self.shift)
@@ -125,9 +128,10 @@ class LayerEngine(wiring.Component):
         tab_base = Signal.like(self.tab_base)
         with m.If(self.start):
             m.d.sync += [s.eq(i) for s, i in (
-                (base, self.base), (tj, self.tj), (j_s, self.j_s), (t_last, self.t_run - 1),
-                (j_last, self.j_run - 1), (m_run, self.m_run),
-                (k_last, self.k - 1 if serial else 0),
+                (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
+                (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
+                (t_pen, self.t_run - 2), (j_pen, self.j_run - 2),
+                (k_pen, self.k - 2 if serial else -1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
 
@@ -164,17 +168,17 @@ class LayerEngine(wiring.Component):
             with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
             with m.If(~end_j):
-                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j + 1 == j_last)]
+                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j == j_pen)]
             with m.Elif(~end_p):
                 m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(p + 1),
-                             end_p.eq(p + 1 == k_last), addr.eq(plane_nx),
+                             end_p.eq(p == k_pen), addr.eq(plane_nx),
                              plane_nx.eq(plane_nx + tj)]
             with m.Else():
                 m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(0), end_p.eq(k_last == 0)]
                 with m.If(end_t):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
-                    m.d.sync += [t.eq(t + 1), end_t.eq(t + 1 == t_last), addr.eq(tile_nx),
+                    m.d.sync += [t.eq(t + 1), end_t.eq(t == t_pen), addr.eq(tile_nx),
                                  plane_nx.eq(tile_nx + tj), tile_nx.eq(tile_nx + j_s)]
                     # The shadow register drains DL rows per cycle: tiles start >= R/DL
                     # cycles apart.
