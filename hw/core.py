@@ -159,10 +159,16 @@ class _Ecp5Fifo(Elaboratable):
         wp = Signal(range(D))
         rp = Signal(range(D))
         level = Signal(range(D + 1))
-        take = self.r_en & self.r_rdy
+        # level != 0 as a flip-flop, exact (the compare in front of the take and the
+        # level's own adder was a long path at 150 MHz).
+        nonempty = Signal()
+        take = self.r_en & nonempty
         m.d.comb += [mem.w.addr.eq(wp), mem.w.data.eq(self.w_data), mem.w.en.eq(self.w_en),
-                     mem.r.addr.eq(rp), self.r_data.eq(mem.r.data),
-                     self.r_rdy.eq(level != 0)]
+                     mem.r.addr.eq(rp), self.r_data.eq(mem.r.data), self.r_rdy.eq(nonempty)]
+        with m.If(self.w_en):
+            m.d.sync += nonempty.eq(1)
+        with m.Elif(take):
+            m.d.sync += nonempty.eq(level != 1)
         with m.If(self.w_en):
             m.d.sync += wp.eq(Mux(wp == D - 1, 0, wp + 1))
         with m.If(take):
@@ -497,11 +503,11 @@ class AnyprecCore(wiring.Component):
         # whether the other four are zero. op_k is first used by the word-1 checks'
         # second stage, at least three cycles after the header.
         op_k = Signal(range(len(KNOWN) + 1))
-        op_pl, op_rq, op_x = Signal(), Signal(), Signal()
+        op_pl, op_rq, op_x, op_in = Signal(), Signal(), Signal(), Signal()
         assert all(code & 0xCC == 0 for code in KNOWN)
         op_q = Signal(5)            # op[0:2], op[4:6], and op's other bits all zero
         m.d.sync += op_q.eq(Cat(op[0:2], op[4:6], Cat(op[2:4], op[6:8]) == 0))
-        m.d.sync += [op_pl.eq(0), op_rq.eq(0), op_x.eq(0)]
+        m.d.sync += [op_pl.eq(0), op_rq.eq(0), op_x.eq(0), op_in.eq(0)]
         with m.Switch(op_q):
             for i, code in enumerate(KNOWN):
                 with m.Case((code & 3) | ((code >> 4 & 3) << 2) | 16):
@@ -512,6 +518,8 @@ class AnyprecCore(wiring.Component):
                         m.d.sync += op_rq.eq(1)
                     if code in (Opcode.MATVEC, Opcode.INFER):
                         m.d.sync += op_x.eq(1)
+                    if code == Opcode.INFER:
+                        m.d.sync += op_in.eq(1)
             with m.Default():
                 m.d.sync += op_k.eq(len(KNOWN))
         err_set = Signal()
@@ -530,8 +538,11 @@ class AnyprecCore(wiring.Component):
         hdr_r = Signal()
         m.d.sync += hdr_r.eq(rxf.hdr)
         with m.If(rxf.hdr):
-            m.d.sync += [op.eq(word[0:8]), tag.eq(word[8:16]), err.eq(0), err_arg.eq(0),
-                         err_set.eq(0)]
+            m.d.sync += [op.eq(word[0:8]), tag.eq(word[8:16])]
+        # The last frame's error is cleared a cycle after the header (the framer's take
+        # in front of its 17 flip-flops was a long path); nothing reads it before.
+        with m.If(hdr_r):
+            m.d.sync += [err.eq(0), err_arg.eq(0), err_set.eq(0)]
         hv_unknown, hv_bad_len = Signal(), Signal()
         with m.If(hdr_r):
             hop = op
@@ -554,7 +565,7 @@ class AnyprecCore(wiring.Component):
         hdr_rr = Signal()
         m.d.sync += hdr_rr.eq(hdr_r)
         with m.If(hdr_rr):
-            # `err` was cleared with the header: write the verdict directly.
+            # `err` was cleared a cycle after the header: write the verdict directly.
             with m.If(hv_unknown):
                 m.d.sync += [err.eq(Status.BAD_OPCODE), err_set.eq(1)]
             with m.Elif(hv_bad_len):
@@ -588,7 +599,11 @@ class AnyprecCore(wiring.Component):
         x_busy = Signal()
         x_lane = Signal(range(EPW))
         x_idx = Signal(16)
-        x_k = Signal(range(cfg.max_k + 1))
+        # x_idx < k_run (more activations to take) as a flip-flop, exact: set with k_run,
+        # cleared when x_idx reaches k_run - 1 (``x_km1``) while counting (a carry-chain
+        # compare in front of the range check's synchronous reset was a long path).
+        x_more = Signal()
+        x_km1 = Signal(range(cfg.max_k + 1))
         x_bits = Signal(range(A + 1))
         x_arg = Signal(8)
 
@@ -681,58 +696,41 @@ class AnyprecCore(wiring.Component):
                                           for n in ("fail", "pl", "rq", "mv", "in"))
         v_code = Signal(8)
         v_arg = Signal(8)
-        m.d.sync += [v_fail.eq(0), v_pl.eq(0), v_rq.eq(0), v_mv.eq(0),
-                     v_in.eq(0)]
 
         # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
         # in every cycle, outside the decision.
-        m.d.sync += v_arg.eq(Mux(op_k == K[Opcode.INFER], 0, l1))
+        m.d.sync += v_arg.eq(Mux(op_in, 0, l1))
 
-        def reject(code):
-            m.d.sync += [v_fail.eq(1), v_code.eq(code)]
+        # Per opcode, the first failing check's code (priority chains of stage-1 flags,
+        # independent of the opcode), then OR-ed under one-hot opcode flags: a switch
+        # on the opcode index around the chains was a long path at 150 MHz.
+        def first_of(*checks):
+            code = Const(0, 8)
+            for flag, status in reversed(checks):
+                code = Mux(flag, status, code)
+            return code, Cat(*[flag for flag, _ in checks]).any()
 
-        with m.If(second & ~err_set):
-            with m.Switch(op_k):
-                with m.Case(K[Opcode.LOAD_PLANE]):
-                    with m.If(r_pl_range):
-                        reject(Status.RANGE)
-                    with m.Elif(~r_cfg):
-                        reject(Status.NOT_READY)
-                    with m.Elif(r_pw_bad):
-                        reject(Status.BAD_LENGTH)
-                    with m.Elif(r_order_bad):
-                        reject(Status.ORDER)
-                    with m.Else():
-                        m.d.sync += v_pl.eq(1)
-                with m.Case(K[Opcode.LOAD_REQUANT]):
-                    with m.If(r_rq_range):
-                        reject(Status.RANGE)
-                    with m.Elif(~r_cfg):
-                        reject(Status.NOT_READY)
-                    with m.Elif(r_ms_bad):
-                        reject(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += v_rq.eq(1)
-                with m.Case(K[Opcode.MATVEC]):
-                    with m.If(r_l_bad):
-                        reject(Status.RANGE)
-                    with m.Elif(~r_cfg):
-                        reject(Status.NOT_READY)
-                    with m.Elif(r_kw_bad):
-                        reject(Status.BAD_LENGTH)
-                    with m.Elif(r_mv_range):
-                        reject(Status.RANGE)
-                    with m.Else():
-                        m.d.sync += v_mv.eq(1)
-                with m.Case(K[Opcode.INFER]):
-                    with m.If(r_in_range):
-                        reject(Status.RANGE)
-                    with m.Elif(~r_cfg0):
-                        reject(Status.NOT_READY)
-                    with m.Elif(r_kw0_bad):
-                        reject(Status.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += v_in.eq(1)
+        op_mv = op_x & ~op_in
+        chains = [
+            (op_pl, first_of((r_pl_range, Status.RANGE), (~r_cfg, Status.NOT_READY),
+                             (r_pw_bad, Status.BAD_LENGTH), (r_order_bad, Status.ORDER)),
+             v_pl),
+            (op_rq, first_of((r_rq_range, Status.RANGE), (~r_cfg, Status.NOT_READY),
+                             (r_ms_bad, Status.BAD_LENGTH)), v_rq),
+            (op_mv, first_of((r_l_bad, Status.RANGE), (~r_cfg, Status.NOT_READY),
+                             (r_kw_bad, Status.BAD_LENGTH), (r_mv_range, Status.RANGE)),
+             v_mv),
+            (op_in, first_of((r_in_range, Status.RANGE), (~r_cfg0, Status.NOT_READY),
+                             (r_kw0_bad, Status.BAD_LENGTH)), v_in),
+        ]
+        code = Const(0, 8)
+        for is_op, (c, _), _ in chains:
+            code = code | Mux(is_op, c, 0)
+        m.d.sync += v_code.eq(code)           # in every cycle; used with v_fail only
+        go = second & ~err_set
+        m.d.sync += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
+        for is_op, (_, bad), v in chains:
+            m.d.sync += v.eq(go & is_op & ~bad)
         # (v_* are one-cycle pulses, the cycle after `second`)
         with m.If(v_fail):
             fail(v_code, v_arg)
@@ -741,9 +739,11 @@ class AnyprecCore(wiring.Component):
         with m.If(v_rq):
             m.d.sync += rq_ok.eq(1)
         with m.If(v_mv):
-            m.d.sync += [x_ok.eq(1), x_k.eq(r_krun), x_bits.eq(c1), x_arg.eq(l1)]
+            m.d.sync += [x_ok.eq(1), x_bits.eq(c1), x_arg.eq(l1),
+                         x_more.eq(r_krun != 0), x_km1.eq(r_krun - 1)]
         with m.If(v_in):
-            m.d.sync += [x_ok.eq(1), x_k.eq(r_krun0), x_bits.eq(r_abits0), x_arg.eq(0)]
+            m.d.sync += [x_ok.eq(1), x_bits.eq(r_abits0), x_arg.eq(0),
+                         x_more.eq(r_krun0 != 0), x_km1.eq(r_krun0 - 1)]
 
         # ------------------------------------------------------------- payload: data
         # Data words are handled one cycle after the framer delivers them, from registers:
@@ -832,10 +832,11 @@ class AnyprecCore(wiring.Component):
         m.d.sync += [x_push.eq(0), x_bad.eq(0),
                      x_hmask.eq(~((Const(1, lane_w + 1) << x_bits) - 1))]
         with m.If(x_busy):
-            m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1)]
+            m.d.sync += [x_lane.eq(x_lane + 1), x_idx.eq(x_idx + 1),
+                         x_more.eq(x_more & (x_idx != x_km1))]
             with m.If(x_lane == EPW - 1):
                 m.d.sync += x_busy.eq(0)
-            with m.If(x_idx < x_k):
+            with m.If(x_more):
                 m.d.sync += [x_push.eq(1), x_pval.eq(x_val),
                              x_bad.eq((x_val & x_hmask) != 0)]
         with m.If(x_bad & ~err_set):

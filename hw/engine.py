@@ -232,8 +232,12 @@ class LayerEngine(wiring.Component):
         grp = Signal(range(max(cfg.tab_stride, 2)))   # group (DL rows) being drained
         n_grp = Signal(range(DL + 1))                 # rows in that group
         m.d.comb += n_grp.eq(Mux(g_left == 1, last_n, DL))
+        # rows_left >= R as a flip-flop, exact (a compare selecting the subtraction was a
+        # long path at 150 MHz).
+        rows_big = Signal()
         with m.If(self.start):
-            m.d.sync += [rows_left.eq(self.m_run), grp.eq(0), draining.eq(0)]
+            m.d.sync += [rows_left.eq(self.m_run), rows_big.eq(self.m_run >= R), grp.eq(0),
+                         draining.eq(0)]
         with m.Else():
             with m.If(draining):
                 m.d.sync += [shadow.eq(Cat(shadow.as_value()[DL * w.acc_bits:], 0)),
@@ -243,11 +247,12 @@ class LayerEngine(wiring.Component):
             with m.If(array.done):
                 n_rows = Signal(range(R + 1))
                 lg = (DL - 1).bit_length()
-                m.d.comb += n_rows.eq(Mux(rows_left >= R, R, rows_left))
+                m.d.comb += n_rows.eq(Mux(rows_big, R, rows_left))
                 m.d.sync += [shadow.eq(array.acc), draining.eq(1),
                              g_left.eq((n_rows + (DL - 1)) >> lg),
                              last_n.eq(((n_rows - 1) & (DL - 1)) + 1),
-                             rows_left.eq(rows_left - n_rows)]
+                             rows_left.eq(Mux(rows_big, rows_left - R, 0)),
+                             rows_big.eq(rows_left >= 2 * R)]
 
         # --- D = 2P - Q per lane, then raw output or requantisation ---
         ds = [Signal(signed(w.d_bits), name=f"d{i}") for i in range(DL)]

@@ -91,6 +91,9 @@ class RxFramer(wiring.Component):
             m.d.sync += [word_r.eq(data), absorb_r.eq(absorb)]
             m.d.comb += [crc.data.eq(word_r), crc.en.eq(absorb_r)]
 
+        no_pay = Signal()                       # the header's length is 0
+        at_last = Signal()                      # idx == length
+        len_m1 = Signal(16)                     # length - 1
         with m.FSM():
             with m.State("HDR"):
                 # The CRC is already clear here (END and DONE clear it, and a frame always
@@ -101,23 +104,30 @@ class RxFramer(wiring.Component):
                 with m.If(take):
                     hlen = data[16:32]
                     m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
-                                 self.verdict.eq(Status.OK)]
+                                 self.verdict.eq(Status.OK), no_pay.eq(hlen == 0),
+                                 at_last.eq(hlen == 1), len_m1.eq(hlen - 1)]
                     with m.If(last):
                         m.d.sync += self.verdict.eq(Status.TRUNCATED)
                         m.next = "END"
-                    with m.Elif(hlen == 0):
-                        m.next = "CRCW"
                     with m.Else():
-                        m.next = "PAY"
+                        m.next = "LEN"
+            with m.State("LEN"):
+                # One cycle to choose PAY or CRCW from a registered flag: the length
+                # compare of the incoming header word in front of the state register was
+                # a long path at 150 MHz, and so was that flag in front of PAY's ready.
+                # (at_last, "word idx is the last", is a flip-flop for the same reason.)
+                m.next = "PAY"
+                with m.If(no_pay):
+                    m.next = "CRCW"
             with m.State("PAY"):
                 m.d.comb += [self.i.ready.eq(~self.hold & ~crc.busy), absorb.eq(take),
                              self.pay.eq(take)]
                 with m.If(take):
-                    m.d.sync += self.idx.eq(self.idx + 1)
+                    m.d.sync += [self.idx.eq(self.idx + 1), at_last.eq(self.idx == len_m1)]
                     with m.If(last):
                         m.d.sync += self.verdict.eq(Status.TRUNCATED)
                         m.next = "END"
-                    with m.Elif(self.idx == self.length):
+                    with m.Elif(at_last):
                         m.next = "CRCW"
             with m.State("CRCW"):
                 m.d.comb += self.i.ready.eq(~crc.busy)

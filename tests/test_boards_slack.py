@@ -69,6 +69,23 @@ def test_a_slower_clock_clears_them(routed):
     assert r["failing"] == 0 and r["groups"] == []
 
 
+def test_setup_time_counts_at_lsr(tmp_path):
+    # A synchronous reset (LSR) needs 0.424 ns before the edge in nextpnr's ECP5 model:
+    # an arrival of 6.4 ns there misses 6.667 ns; the same arrival at DI does not.
+    cells = {"core.a_TRELLIS_FF_Q": _cell("TRELLIS_FF", {"DI": 1}, {"Q": 2}),
+             "core.r_TRELLIS_FF_Q": _cell("TRELLIS_FF", {"LSR": 2}, {"Q": 3}),
+             "core.s_TRELLIS_FF_Q": _cell("TRELLIS_FF", {"DI": 2}, {"Q": 4})}
+    (tmp_path / "n.json").write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    (tmp_path / "r.json").write_text(json.dumps({"detailed_net_timings": [
+        {"net": "n2", "endpoints": [
+            {"cell": "core.r_TRELLIS_FF_Q", "port": "LSR", "delay": [1, 6.4]},
+            {"cell": "core.s_TRELLIS_FF_Q", "port": "DI", "delay": [1, 6.4]}]}]}))
+    r = endpoint_slack(tmp_path / "n.json", tmp_path / "r.json", 150)
+    assert r["failing"] == 1 and r["worst_ns"] == pytest.approx(6.824)
+    assert r["groups"] == [{"endpoint": "core.r", "source": "core.a", "count": 1,
+                            "worst_ns": 6.824}]
+
+
 def test_group_names():
     assert group_name("core.fifo_d_TRELLIS_FF_Q_12") == "core.fifo_d"
     assert group_name("core.tab.bank0_36.ram") == "core.tab.bank0_36.ram"
