@@ -126,7 +126,9 @@ def _fresh_outdir(outdir):
         if not outdir.is_dir():
             raise BuildError(f"output directory {outdir} exists and is not a directory")
         if any(outdir.iterdir()):
-            if not (outdir / OUTDIR_MARK).is_file():
+            # (build trees from before the marker have our build script)
+            ours = (outdir / OUTDIR_MARK).is_file() or any(outdir.glob("build_anyprec_*.sh"))
+            if not ours:
                 raise BuildError(
                     f"output directory {outdir} is not empty and was not made by anyprec "
                     f"(no {OUTDIR_MARK}); give a new or empty directory")

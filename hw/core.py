@@ -658,10 +658,11 @@ class AnyprecCore(wiring.Component):
         # ceil(k_run / EPW) == length - 1 as a range of k_run, ((length - 2) * EPW,
         # (length - 1) * EPW], its bounds registered with len_m1: two compares of the
         # selected k_run instead of an adder and a compare behind the descriptor
-        # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns).
+        # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns). Not on iCE40 (cells).
         kw_lo = Signal(signed(len(length) + EPW.bit_length() + 2))
         kw_hi = Signal.like(kw_lo)
-        m.d.sync += [kw_lo.eq((length - 2) * EPW), kw_hi.eq((length - 1) * EPW)]
+        if not ice40:
+            m.d.sync += [kw_lo.eq((length - 2) * EPW), kw_hi.eq((length - 1) * EPW)]
         r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
@@ -682,8 +683,10 @@ class AnyprecCore(wiring.Component):
                 # the decision's many registers, was a long path, Fmax).
                 r_pw_bad.eq(len_m1 != f_pw[lsel]), r_order_bad.eq(f_b != f_planes[lsel]),
                 r_ms_bad.eq(len_m1 != (f_ms[lsel] << 1)),
-                r_kw_bad.eq(~((kw_lo < f_krun[lsel]) & (f_krun[lsel] <= kw_hi))),
-                r_kw0_bad.eq(~((kw_lo < f_krun[0]) & (f_krun[0] <= kw_hi))),
+                r_kw_bad.eq(len_m1 != _ceil_div(f_krun[lsel], EPW) if ice40 else
+                            ~((kw_lo < f_krun[lsel]) & (f_krun[lsel] <= kw_hi))),
+                r_kw0_bad.eq(len_m1 != _ceil_div(f_krun[0], EPW) if ice40 else
+                             ~((kw_lo < f_krun[0]) & (f_krun[0] <= kw_hi))),
                 r_krun.eq(f_krun[lsel]), r_krun0.eq(f_krun[0]), r_abits0.eq(f_abits[0]),
                 r_wptr.eq(f_wptr[lsel] if serial else f_base[lsel]),
             ]
@@ -699,7 +702,9 @@ class AnyprecCore(wiring.Component):
 
         # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
         # in every cycle, outside the decision.
-        m.d.sync += v_arg.eq(Mux(op_in, 0, l1))
+        # (On iCE40 stage 3 is the same cycle: the registers cost logic cells it lacks.)
+        stage3 = m.d.comb if ice40 else m.d.sync
+        stage3 += v_arg.eq(Mux(op_in, 0, l1))
 
         # Per opcode, the first failing check's code (priority chains of stage-1 flags,
         # independent of the opcode), then OR-ed under one-hot opcode flags: a switch
@@ -726,12 +731,12 @@ class AnyprecCore(wiring.Component):
         code = Const(0, 8)
         for is_op, (c, _), _ in chains:
             code = code | Mux(is_op, c, 0)
-        m.d.sync += v_code.eq(code)           # in every cycle; used with v_fail only
+        stage3 += v_code.eq(code)             # in every cycle; used with v_fail only
         go = second & ~err_set
-        m.d.sync += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
+        stage3 += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
         for is_op, (_, bad), v in chains:
-            m.d.sync += v.eq(go & is_op & ~bad)
-        # (v_* are one-cycle pulses, the cycle after `second`)
+            stage3 += v.eq(go & is_op & ~bad)
+        # (v_* are one-cycle pulses, the cycle after `second`; on iCE40 with it)
         with m.If(v_fail):
             fail(v_code, v_arg)
         with m.If(v_pl):

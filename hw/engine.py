@@ -106,6 +106,7 @@ class LayerEngine(wiring.Component):
         RD = R // DL            # drain cycles of a full tile
         w = cfg.widths
         serial = cfg.design == "serial"
+        ice40 = is_ice40(platform)
 
         # --- parameters, latched at start ---
         base = Signal.like(self.base)
@@ -116,6 +117,7 @@ class LayerEngine(wiring.Component):
         # and a compare in front of them were long paths: Fmax).
         j_last = Signal(signed(len(self.j_run) + 1))
         t_pen = Signal(signed(len(self.t_run) + 1))
+        t_last = Signal.like(self.t_run)               # (iCE40 form)
         k_last = Signal(signed(len(self.k) + 1))
         j_pen = Signal.like(j_last)
         k_pen = Signal.like(k_last)
@@ -130,7 +132,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s.eq(i) for s, i in (
                 (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
                 (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
-                (t_pen, self.t_run - 2), (j_pen, self.j_run - 2),
+                (t_pen, self.t_run - 2), (t_last, self.t_run - 1), (j_pen, self.j_run - 2),
                 (k_pen, self.k - 2 if serial else -1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
@@ -142,13 +144,6 @@ class LayerEngine(wiring.Component):
         p = Signal.like(self.k)
         j = Signal.like(self.j_run)
         addr = Signal(self._aw)
-        # The next plane's and the next tile's first address, kept ready (the sums of a
-        # start address and a stride, selected by the loop ends, were a long path into
-        # the address registers: Fmax); the loop ends themselves are flip-flops, exact
-        # after every change of t, p or j.
-        plane_nx = Signal(self._aw)
-        tile_nx = Signal(self._aw)
-        end_j, end_p, end_t = Signal(), Signal(), Signal()
         tile_cyc = Signal(range(max(RD, 2) + 1))
         issue = Signal()
         m.d.comb += [
@@ -156,36 +151,76 @@ class LayerEngine(wiring.Component):
             self.w_addr.eq(addr),
             self.x_addr.eq(j),
         ]
+        # The spacing of tiles: the shadow register drains DL rows per cycle, so tiles
+        # start >= R/DL cycles apart.
+        def next_tile():
+            with m.If(tile_cyc + 1 >= RD):
+                m.d.sync += tile_cyc.eq(0)
+            with m.Else():
+                m.d.sync += waiting.eq(1)
+
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
-                         addr.eq(self.base), plane_nx.eq(self.base + self.tj),
-                         tile_nx.eq(self.base + self.j_s), tile_cyc.eq(0),
-                         end_j.eq(self.j_run == 1), end_p.eq(self.k == 1 if serial else 1),
-                         end_t.eq(self.t_run == 1)]
+                         addr.eq(self.base), tile_cyc.eq(0)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
             with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
-            with m.If(~end_j):
-                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j == j_pen)]
-            with m.Elif(~end_p):
-                m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(p + 1),
-                             end_p.eq(p == k_pen), addr.eq(plane_nx),
-                             plane_nx.eq(plane_nx + tj)]
-            with m.Else():
-                m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(0), end_p.eq(k_last == 0)]
-                with m.If(end_t):
-                    m.d.sync += issuing.eq(0)
+        if ice40:
+            # iCE40 (logic cells are short, the clock slow): the loop ends compared and
+            # the next addresses summed when needed.
+            plane_start = Signal(self._aw)
+            tile_start = Signal(self._aw)
+            end_j = j == j_last
+            end_p = p == k_last
+            end_t = t == t_last
+            with m.If(self.start):
+                m.d.sync += [plane_start.eq(self.base), tile_start.eq(self.base)]
+            with m.Elif(issue):
+                with m.If(~end_j):
+                    m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
+                with m.Elif(~end_p):
+                    m.d.sync += [j.eq(0), p.eq(p + 1), plane_start.eq(plane_start + tj),
+                                 addr.eq(plane_start + tj)]
                 with m.Else():
-                    m.d.sync += [t.eq(t + 1), end_t.eq(t == t_pen), addr.eq(tile_nx),
-                                 plane_nx.eq(tile_nx + tj), tile_nx.eq(tile_nx + j_s)]
-                    # The shadow register drains DL rows per cycle: tiles start >= R/DL
-                    # cycles apart.
-                    with m.If(tile_cyc + 1 >= RD):
-                        m.d.sync += tile_cyc.eq(0)
+                    m.d.sync += [j.eq(0), p.eq(0)]
+                    with m.If(end_t):
+                        m.d.sync += issuing.eq(0)
                     with m.Else():
-                        m.d.sync += waiting.eq(1)
+                        m.d.sync += [t.eq(t + 1), tile_start.eq(tile_start + j_s),
+                                     plane_start.eq(tile_start + j_s),
+                                     addr.eq(tile_start + j_s)]
+                        next_tile()
+        else:
+            # The next plane's and the next tile's first address, kept ready (the sums of
+            # a start address and a stride, selected by the loop ends, were a long path
+            # into the address registers: Fmax); the loop ends themselves are flip-flops,
+            # exact after every change of t, p or j.
+            plane_nx = Signal(self._aw)
+            tile_nx = Signal(self._aw)
+            end_j, end_p, end_t = Signal(), Signal(), Signal()
+            with m.If(self.start):
+                m.d.sync += [plane_nx.eq(self.base + self.tj), tile_nx.eq(self.base + self.j_s),
+                             end_j.eq(self.j_run == 1),
+                             end_p.eq(self.k == 1 if serial else 1),
+                             end_t.eq(self.t_run == 1)]
+            with m.Elif(issue):
+                with m.If(~end_j):
+                    m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j == j_pen)]
+                with m.Elif(~end_p):
+                    m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(p + 1),
+                                 end_p.eq(p == k_pen), addr.eq(plane_nx),
+                                 plane_nx.eq(plane_nx + tj)]
+                with m.Else():
+                    m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(0),
+                                 end_p.eq(k_last == 0)]
+                    with m.If(end_t):
+                        m.d.sync += issuing.eq(0)
+                    with m.Else():
+                        m.d.sync += [t.eq(t + 1), end_t.eq(t == t_pen), addr.eq(tile_nx),
+                                     plane_nx.eq(tile_nx + tj), tile_nx.eq(tile_nx + j_s)]
+                        next_tile()
         with m.Elif(waiting):
             with m.If(tile_cyc + 1 >= RD):
                 m.d.sync += [waiting.eq(0), tile_cyc.eq(0)]
@@ -247,11 +282,12 @@ class LayerEngine(wiring.Component):
             with m.If(array.done):
                 n_rows = Signal(range(R + 1))
                 lg = (DL - 1).bit_length()
-                m.d.comb += n_rows.eq(Mux(rows_big, R, rows_left))
+                big = (rows_left >= R) if ice40 else rows_big      # (iCE40: cells)
+                m.d.comb += n_rows.eq(Mux(big, R, rows_left))
                 m.d.sync += [shadow.eq(array.acc), draining.eq(1),
                              g_left.eq((n_rows + (DL - 1)) >> lg),
                              last_n.eq(((n_rows - 1) & (DL - 1)) + 1),
-                             rows_left.eq(Mux(rows_big, rows_left - R, 0)),
+                             rows_left.eq(Mux(big, rows_left - R, 0)),
                              rows_big.eq(rows_left >= 2 * R)]
 
         # --- D = 2P - Q per lane, then raw output or requantisation ---
@@ -273,7 +309,7 @@ class LayerEngine(wiring.Component):
         rqs = []
         for i in range(DL):
             rq = Requant(abits=cfg.max_abits, d_bits=w.d_bits, v_bits=w.v_bits,
-                         round_bits=w.round_bits, compact=is_ice40(platform))
+                         round_bits=w.round_bits, compact=ice40)
             m.submodules[f"requant{i}" if DL > 1 else "requant"] = rq
             m.d.comb += [
                 rq.valid.eq(dv_t & ~raw & (dn_t > i)), rq.d.eq(ds_t[i]),
@@ -309,7 +345,8 @@ class LayerEngine(wiring.Component):
         left_nxt = Signal.like(out_left)
         few = Signal()                               # out_left <= DL
         running = Signal()
-        last_out = self.o_valid & few
+        # (iCE40: the compare, which takes fewer logic cells)
+        last_out = self.o_valid & ((out_left == self.o_n) if ice40 else few)
         m.d.comb += left_nxt.eq(out_left - self.o_n)
         with m.If(self.start):
             m.d.sync += [out_left.eq(self.m_run), few.eq(self.m_run <= DL), running.eq(1)]

@@ -104,26 +104,40 @@ class RxFramer(wiring.Component):
                 with m.If(take):
                     hlen = data[16:32]
                     m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
-                                 self.verdict.eq(Status.OK), no_pay.eq(hlen == 0),
-                                 at_last.eq(hlen == 1), len_m1.eq(hlen - 1)]
+                                 self.verdict.eq(Status.OK)]
+                    if not serial:
+                        m.d.sync += [no_pay.eq(hlen == 0), at_last.eq(hlen == 1),
+                                     len_m1.eq(hlen - 1)]
                     with m.If(last):
                         m.d.sync += self.verdict.eq(Status.TRUNCATED)
                         m.next = "END"
                     with m.Else():
-                        m.next = "LEN"
-            with m.State("LEN"):
-                # One cycle to choose PAY or CRCW from a registered flag: the length
-                # compare of the incoming header word in front of the state register was
-                # a long path at 150 MHz, and so was that flag in front of PAY's ready.
-                # (at_last, "word idx is the last", is a flip-flop for the same reason.)
-                m.next = "PAY"
-                with m.If(no_pay):
-                    m.next = "CRCW"
+                        if serial:
+                            with m.If(hlen == 0):
+                                m.next = "CRCW"
+                            with m.Else():
+                                m.next = "PAY"
+                        else:
+                            m.next = "LEN"
+            if not serial:
+                with m.State("LEN"):
+                    # One cycle to choose PAY or CRCW from a registered flag: the length
+                    # compare of the incoming header word in front of the state register
+                    # was a long path at 150 MHz, and so was that flag in front of PAY's
+                    # ready. (at_last, "word idx is the last", is a flip-flop for the same
+                    # reason.) The serial-CRC (iCE40) form compares directly (cells).
+                    m.next = "PAY"
+                    with m.If(no_pay):
+                        m.next = "CRCW"
             with m.State("PAY"):
                 m.d.comb += [self.i.ready.eq(~self.hold & ~crc.busy), absorb.eq(take),
                              self.pay.eq(take)]
+                if serial:
+                    m.d.comb += at_last.eq(self.idx == self.length)
                 with m.If(take):
-                    m.d.sync += [self.idx.eq(self.idx + 1), at_last.eq(self.idx == len_m1)]
+                    m.d.sync += self.idx.eq(self.idx + 1)
+                    if not serial:
+                        m.d.sync += at_last.eq(self.idx == len_m1)
                     with m.If(last):
                         m.d.sync += self.verdict.eq(Status.TRUNCATED)
                         m.next = "END"

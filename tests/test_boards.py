@@ -99,6 +99,10 @@ def test_outdir_of_user_files_is_refused(tmp_path, capsys):
     rep = export("arty-a7-35", outdir=out)
     assert not (out / "stale.v").exists() and (out / OUTDIR_MARK).is_file()
     assert OUTDIR_MARK not in rep["files"]
+    # A build tree from before the marker (it has our build script) is ours too.
+    (out / OUTDIR_MARK).unlink()
+    export("arty-a7-35", outdir=out)
+    assert (out / OUTDIR_MARK).is_file()
 
 
 def test_cli_boards_json(capsys):
