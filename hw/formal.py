@@ -1050,7 +1050,7 @@ def refused_bound(cfg):
 
     The request tail: the width adapter's register (narrow streams), up to EPW cycles of
     activation unpacking the framer waits for, framer END and the controller's
-    FRAME -> WAITX -> PRE -> CHECK -> RESPOND -> SENDING (word 1 checked in two held
+    FRAME -> WAITX -> PRE -> CHECK -> RESPOND -> SENDING (word 1 checked in three held
     cycles); then three response words of
     ``32 / stream_width`` beats each, plus the TX register stages. A few cycles of margin.
     """
