@@ -166,11 +166,9 @@ class _Ecp5Fifo(Elaboratable):
         m.d.comb += [mem.w.addr.eq(wp), mem.w.data.eq(self.w_data), mem.w.en.eq(self.w_en),
                      mem.r.addr.eq(rp), self.r_data.eq(mem.r.data), self.r_rdy.eq(nonempty)]
         with m.If(self.w_en):
-            m.d.sync += nonempty.eq(1)
+            m.d.sync += [nonempty.eq(1), wp.eq(Mux(wp == D - 1, 0, wp + 1))]
         with m.Elif(take):
             m.d.sync += nonempty.eq(level != 1)
-        with m.If(self.w_en):
-            m.d.sync += wp.eq(Mux(wp == D - 1, 0, wp + 1))
         with m.If(take):
             m.d.sync += rp.eq(Mux(rp == D - 1, 0, rp + 1))
         m.d.sync += level.eq(level + self.w_en - take)
@@ -286,6 +284,10 @@ class AnyprecCore(wiring.Component):
         # The device family's form of the design (hw/lane.py): iCE40 trades Fmax for logic
         # cells, ECP5 instantiates its block RAM and multiplier registers.
         ice40, ecp5 = is_ice40(platform), is_ecp5(platform)
+        # The register stages added for Fmax that iCE40 leaves out (its logic cells are
+        # all taken and its clock is slow): statements added to `late` happen a cycle
+        # later off iCE40, in the same cycle on it.
+        late = m.d.comb if ice40 else m.d.sync
 
         # ------------------------------------------------------------- memories
         m.submodules.wmem = wmem = BankedMemory(
@@ -413,9 +415,7 @@ class AnyprecCore(wiring.Component):
         writer = _Port(start=Signal(), valid=Signal(), n=Signal.like(writer_.n, init=1),
                        values=Signal.like(writer_.values), flush=Signal(), sum=writer_.sum,
                        wr_en=writer_.wr_en, wr_addr=writer_.wr_addr, wr_data=writer_.wr_data)
-        # (iCE40: direct; its logic cells are all taken and its clock is slow.)
-        dom = m.d.comb if ice40 else m.d.sync
-        dom += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
+        late += [writer_.start.eq(writer.start), writer_.valid.eq(writer.valid),
                 writer_.n.eq(writer.n), writer_.values.eq(writer.values),
                 writer_.flush.eq(writer.flush)]
         m.submodules.engine = eng = LayerEngine(cfg)
@@ -464,12 +464,8 @@ class AnyprecCore(wiring.Component):
         tw_we = Signal()
         tw_addr = Signal.like(tab_r.addr)
         tw_en = Signal.like(tab_w.en)
-        if ice40:
-            m.d.comb += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tw_en.eq(tab_wen),
-                         tab_w.data.eq(tab_wdata)]
-        else:
-            m.d.sync += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tw_en.eq(tab_wen),
-                         tab_w.data.eq(tab_wdata)]
+        late += [tw_we.eq(tab_we), tw_addr.eq(tab_waddr), tw_en.eq(tab_wen),
+                 tab_w.data.eq(tab_wdata)]
         # (the byte enables qualified by tw_we, so that yosys sees the write and the
         # read enable ~tw_we exclude each other: the iCE40's single-port SPRAM)
         m.d.comb += tab_w.en.eq(Mux(tw_we, tw_en, 0))
@@ -539,12 +535,12 @@ class AnyprecCore(wiring.Component):
         m.d.sync += hdr_r.eq(rxf.hdr)
         with m.If(rxf.hdr):
             m.d.sync += [op.eq(word[0:8]), tag.eq(word[8:16])]
-        # The last frame's error is cleared a cycle after the header (the framer's take
-        # in front of its 17 flip-flops was a long path); nothing reads it before.
-        with m.If(hdr_r):
-            m.d.sync += [err.eq(0), err_arg.eq(0), err_set.eq(0)]
         hv_unknown, hv_bad_len = Signal(), Signal()
         with m.If(hdr_r):
+            # The last frame's error is cleared here, a cycle after the header (the
+            # framer's take in front of its 17 flip-flops was a long path); nothing
+            # reads it before.
+            m.d.sync += [err.eq(0), err_arg.eq(0), err_set.eq(0)]
             hop = op
             hlen = length
             bad_len = Signal()
@@ -702,9 +698,8 @@ class AnyprecCore(wiring.Component):
 
         # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
         # in every cycle, outside the decision.
-        # (On iCE40 stage 3 is the same cycle: the registers cost logic cells it lacks.)
-        stage3 = m.d.comb if ice40 else m.d.sync
-        stage3 += v_arg.eq(Mux(op_in, 0, l1))
+        # (On iCE40 stage 3 is the same cycle as stage 2: `late`.)
+        late += v_arg.eq(Mux(op_in, 0, l1))
 
         # Per opcode, the first failing check's code (priority chains of stage-1 flags,
         # independent of the opcode), then OR-ed under one-hot opcode flags: a switch
@@ -731,11 +726,11 @@ class AnyprecCore(wiring.Component):
         code = Const(0, 8)
         for is_op, (c, _), _ in chains:
             code = code | Mux(is_op, c, 0)
-        stage3 += v_code.eq(code)             # in every cycle; used with v_fail only
+        late += v_code.eq(code)             # in every cycle; used with v_fail only
         go = second & ~err_set
-        stage3 += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
+        late += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
         for is_op, (_, bad), v in chains:
-            stage3 += v.eq(go & is_op & ~bad)
+            late += v.eq(go & is_op & ~bad)
         # (v_* are one-cycle pulses, the cycle after `second`; on iCE40 with it)
         with m.If(v_fail):
             fail(v_code, v_arg)
@@ -796,8 +791,7 @@ class AnyprecCore(wiring.Component):
         st_we = Signal()
         st_wa = Signal.like(stage_w.addr)
         st_wd = Signal.like(stage_w.data)
-        dom = m.d.comb if ice40 else m.d.sync
-        dom += [st_wa.eq(rq_idx), st_wd.m.eq(rq_m), st_wd.b.eq(dw)]
+        late += [st_wa.eq(rq_idx), st_wd.m.eq(rq_m), st_wd.b.eq(dw)]
         if not ice40:
             m.d.sync += st_we.eq(0)
         m.d.comb += [stage_w.addr.eq(st_wa), stage_w.data.eq(st_wd), stage_w.en.eq(st_we)]
@@ -806,7 +800,7 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += [rq_m.eq(dw[0:16]), rq_hi.eq(1)]
             with m.Else():
                 m.d.sync += [rq_hi.eq(0), rq_idx.eq(rq_idx + 1)]
-                dom += st_we.eq(1)
+                late += st_we.eq(1)
 
         # Activations: EPW per word, one per cycle into the writer (buffer 0).
         lane_w = 32 // EPW

@@ -151,76 +151,62 @@ class LayerEngine(wiring.Component):
             self.w_addr.eq(addr),
             self.x_addr.eq(j),
         ]
-        # The spacing of tiles: the shadow register drains DL rows per cycle, so tiles
-        # start >= R/DL cycles apart.
-        def next_tile():
-            with m.If(tile_cyc + 1 >= RD):
-                m.d.sync += tile_cyc.eq(0)
-            with m.Else():
-                m.d.sync += waiting.eq(1)
-
+        # Off iCE40 the next plane's and the next tile's first addresses are kept ready
+        # in `plane_a` and `tile_a` (the sums of a start address and a stride, selected
+        # by the loop ends, were a long path into the address registers: Fmax), and the
+        # loop ends are flip-flops, exact after every change of t, p or j. On iCE40
+        # (logic cells are short, the clock slow) `plane_a` and `tile_a` hold the current
+        # plane's and tile's first addresses, and the sums and the loop-end compares
+        # are made when needed.
+        plane_a = Signal(self._aw)
+        tile_a = Signal(self._aw)
+        if ice40:
+            end_j, end_p, end_t = j == j_last, p == k_last, t == t_last
+            next_plane, next_tile_a = plane_a + tj, tile_a + j_s
+        else:
+            end_j, end_p, end_t = Signal(), Signal(), Signal()
+            next_plane, next_tile_a = plane_a, tile_a
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
-                         addr.eq(self.base), tile_cyc.eq(0)]
+                         addr.eq(self.base), tile_cyc.eq(0),
+                         plane_a.eq(self.base if ice40 else self.base + self.tj),
+                         tile_a.eq(self.base if ice40 else self.base + self.j_s)]
+            if not ice40:
+                m.d.sync += [end_j.eq(self.j_run == 1),
+                             end_p.eq(self.k == 1 if serial else 1),
+                             end_t.eq(self.t_run == 1)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
             with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
-        if ice40:
-            # iCE40 (logic cells are short, the clock slow): the loop ends compared and
-            # the next addresses summed when needed.
-            plane_start = Signal(self._aw)
-            tile_start = Signal(self._aw)
-            end_j = j == j_last
-            end_p = p == k_last
-            end_t = t == t_last
-            with m.If(self.start):
-                m.d.sync += [plane_start.eq(self.base), tile_start.eq(self.base)]
-            with m.Elif(issue):
-                with m.If(~end_j):
-                    m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
-                with m.Elif(~end_p):
-                    m.d.sync += [j.eq(0), p.eq(p + 1), plane_start.eq(plane_start + tj),
-                                 addr.eq(plane_start + tj)]
+            with m.If(~end_j):
+                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
+                if not ice40:
+                    m.d.sync += end_j.eq(j == j_pen)
+            with m.Elif(~end_p):
+                m.d.sync += [j.eq(0), p.eq(p + 1), addr.eq(next_plane),
+                             plane_a.eq(next_plane if ice40 else plane_a + tj)]
+                if not ice40:
+                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(p == k_pen)]
+            with m.Else():
+                m.d.sync += [j.eq(0), p.eq(0)]
+                if not ice40:
+                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(k_last == 0)]
+                with m.If(end_t):
+                    m.d.sync += issuing.eq(0)
                 with m.Else():
-                    m.d.sync += [j.eq(0), p.eq(0)]
-                    with m.If(end_t):
-                        m.d.sync += issuing.eq(0)
+                    m.d.sync += [t.eq(t + 1), addr.eq(next_tile_a),
+                                 plane_a.eq(next_tile_a if ice40 else tile_a + tj),
+                                 tile_a.eq(next_tile_a if ice40 else tile_a + j_s)]
+                    if not ice40:
+                        m.d.sync += end_t.eq(t == t_pen)
+                    # The shadow register drains DL rows per cycle: tiles start >= R/DL
+                    # cycles apart.
+                    with m.If(tile_cyc + 1 >= RD):
+                        m.d.sync += tile_cyc.eq(0)
                     with m.Else():
-                        m.d.sync += [t.eq(t + 1), tile_start.eq(tile_start + j_s),
-                                     plane_start.eq(tile_start + j_s),
-                                     addr.eq(tile_start + j_s)]
-                        next_tile()
-        else:
-            # The next plane's and the next tile's first address, kept ready (the sums of
-            # a start address and a stride, selected by the loop ends, were a long path
-            # into the address registers: Fmax); the loop ends themselves are flip-flops,
-            # exact after every change of t, p or j.
-            plane_nx = Signal(self._aw)
-            tile_nx = Signal(self._aw)
-            end_j, end_p, end_t = Signal(), Signal(), Signal()
-            with m.If(self.start):
-                m.d.sync += [plane_nx.eq(self.base + self.tj), tile_nx.eq(self.base + self.j_s),
-                             end_j.eq(self.j_run == 1),
-                             end_p.eq(self.k == 1 if serial else 1),
-                             end_t.eq(self.t_run == 1)]
-            with m.Elif(issue):
-                with m.If(~end_j):
-                    m.d.sync += [j.eq(j + 1), addr.eq(addr + 1), end_j.eq(j == j_pen)]
-                with m.Elif(~end_p):
-                    m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(p + 1),
-                                 end_p.eq(p == k_pen), addr.eq(plane_nx),
-                                 plane_nx.eq(plane_nx + tj)]
-                with m.Else():
-                    m.d.sync += [j.eq(0), end_j.eq(j_last == 0), p.eq(0),
-                                 end_p.eq(k_last == 0)]
-                    with m.If(end_t):
-                        m.d.sync += issuing.eq(0)
-                    with m.Else():
-                        m.d.sync += [t.eq(t + 1), end_t.eq(t == t_pen), addr.eq(tile_nx),
-                                     plane_nx.eq(tile_nx + tj), tile_nx.eq(tile_nx + j_s)]
-                        next_tile()
+                        m.d.sync += waiting.eq(1)
         with m.Elif(waiting):
             with m.If(tile_cyc + 1 >= RD):
                 m.d.sync += [waiting.eq(0), tile_cyc.eq(0)]
