@@ -664,6 +664,28 @@ class AnyprecCore(wiring.Component):
         r_krun0 = Signal(range(cfg.max_k + 1))
         r_abits0 = Signal(range(A + 1))
         r_wptr = Signal(aw + 1)
+        if ice40:
+            pw_bad, ms_bad = len_m1 != f_pw[lsel], len_m1 != (f_ms[lsel] << 1)
+            order_bad = dw[8:16] != f_planes[lsel]
+            kw_bad = len_m1 != _ceil_div(f_krun[lsel], EPW)
+            kw0_bad = len_m1 != _ceil_div(f_krun[0], EPW)
+        else:
+            # Off iCE40, each layer's length and order checks are flags registered in
+            # every cycle, and stage 1 only selects the addressed layer's: the descriptor
+            # multiplexer in front of the compares was the 85F's longest path at 150 MHz
+            # (7.2 ns). The length registers settle two cycles after the header (len_m1,
+            # kw_lo/kw_hi; the framer's LEN state), word 1 is on `word` a cycle before
+            # `first`, and the descriptors change only in an earlier frame's CHECK.
+            def per_layer(name, fn):
+                flags = Array(Signal(name=f"{name}_{i}") for i in range(L))
+                m.d.sync += [flags[i].eq(fn(i)) for i in range(L)]
+                return flags
+            k_out = per_layer("kw_out", lambda i: ~((kw_lo < f_krun[i]) &
+                                                     (f_krun[i] <= kw_hi)))
+            pw_bad = per_layer("pw_bad", lambda i: len_m1 != f_pw[i])[lsel]
+            ms_bad = per_layer("ms_bad", lambda i: len_m1 != (f_ms[i] << 1))[lsel]
+            order_bad = per_layer("order_bad", lambda i: word[8:16] != f_planes[i])[lsel]
+            kw_bad, kw0_bad = k_out[lsel], k_out[0]
         with m.If(first):
             f_l, f_b, f_c = dw[0:8], dw[8:16], dw[16:24]     # word 1, not yet in w1
             bad_k = (f_b == 0) | (f_b > N) | (Const(0) if serial else (f_b != N))
@@ -677,12 +699,8 @@ class AnyprecCore(wiring.Component):
                 # The length checks as flags, against length - 1 (a register): the
                 # second stage then only combines flags (a compare there, in front of
                 # the decision's many registers, was a long path, Fmax).
-                r_pw_bad.eq(len_m1 != f_pw[lsel]), r_order_bad.eq(f_b != f_planes[lsel]),
-                r_ms_bad.eq(len_m1 != (f_ms[lsel] << 1)),
-                r_kw_bad.eq(len_m1 != _ceil_div(f_krun[lsel], EPW) if ice40 else
-                            ~((kw_lo < f_krun[lsel]) & (f_krun[lsel] <= kw_hi))),
-                r_kw0_bad.eq(len_m1 != _ceil_div(f_krun[0], EPW) if ice40 else
-                             ~((kw_lo < f_krun[0]) & (f_krun[0] <= kw_hi))),
+                r_pw_bad.eq(pw_bad), r_order_bad.eq(order_bad), r_ms_bad.eq(ms_bad),
+                r_kw_bad.eq(kw_bad), r_kw0_bad.eq(kw0_bad),
                 r_krun.eq(f_krun[lsel]), r_krun0.eq(f_krun[0]), r_abits0.eq(f_abits[0]),
                 r_wptr.eq(f_wptr[lsel] if serial else f_base[lsel]),
             ]
@@ -1078,6 +1096,14 @@ class AnyprecCore(wiring.Component):
         new_m = w2[0:16]
         new_k = w2[16:32]
         e_layer = lsel              # word 1's layer (0 when out of range), registered
+        # The addressed layer's sizes and plane count for PRE's compares, a cycle late
+        # off iCE40 (exact there: lsel and the descriptors settle many cycles before
+        # PRE): the descriptor multiplexer in front of a 16-bit compare was a long path
+        # at 150 MHz (Fmax).
+        e_ms, e_ks, e_planes = (Signal.like(f[0], name=f"e_{n}") for f, n in
+                                ((f_ms, "ms"), (f_ks, "ks"), (f_planes, "planes")))
+        late += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
+                 e_planes.eq(f_planes[e_layer])]
         t_new = Signal(16)
         j_new = Signal(16)
         # w2 is written the cycle after payload word 2 arrives, at least three cycles
@@ -1179,14 +1205,14 @@ class AnyprecCore(wiring.Component):
                                  (new_k == 0) | (new_k > cfg.max_k)),
                     pc_sr_range.eq((w1[0:8] >= L) | sr_bad_w | (sr_ab == 0) | (sr_ab > A)),
                     pc_notcfg.eq(~f_cfg[e_layer]),
-                    pc_sr_size.eq((new_m == 0) | (new_m > f_ms[e_layer]) |
-                                  (new_k == 0) | (new_k > f_ks[e_layer])),
-                    pc_mv_notready.eq(f_planes[e_layer] < w1[8:16]),
+                    pc_sr_size.eq((new_m == 0) | (new_m > e_ms) |
+                                  (new_k == 0) | (new_k > e_ks)),
+                    pc_mv_notready.eq(e_planes < w1[8:16]),
                     pc_mrun.eq(f_mrun[e_layer]),
                     pc_planes1.eq(f_planes[pl_layer] + 1),
                     cp_base.eq((e_layer * N + w1[8:16] - 1) * cfg.tab_stride),
                     pc_tnew.eq(t_new), pc_jnew.eq(j_new),
-                    pc_end_m1.eq(f_ms[e_layer] + (ST_LAT - 2)),
+                    pc_end_m1.eq(e_ms + (ST_LAT - 2)),
                     pc_mask.eq(f_mask[e_layer] | (1 << rq_kk)),
                     pc_saddr.eq(e_layer * N + rq_kk),
                 ]

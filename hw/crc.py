@@ -52,10 +52,17 @@ class Crc32(wiring.Component):
         serial form: once ``busy`` is low).
     busy : Out(1)
         Serial form: still absorbing. Always low in the word-parallel form.
+    staged : bool
+        Word-parallel form: the word's share of the next state (the matrix times
+        ``data``) goes into a register in the cycle of ``en``, and the state absorbs it
+        in the next: ``value`` is valid two cycles after ``en``, and ``clear`` wins over
+        an absorb in either cycle. The XOR tree in front of the state then has half the
+        inputs (at most 18, two levels of ECP5 LUTs), Fmax.
     """
 
-    def __init__(self, *, serial=False):
+    def __init__(self, *, serial=False, staged=False):
         self._serial = bool(serial)
+        self._staged = bool(staged) and not self._serial
         super().__init__({"clear": In(1), "en": In(1), "data": In(32), "value": Out(32),
                           "busy": Out(1)})
 
@@ -73,18 +80,29 @@ class Crc32(wiring.Component):
                 m.d.sync += [state.eq((state >> 1) ^ Mux(state[0], CRC32_POLY_REFLECTED, 0)),
                              left.eq(left - 1)]
             return m
-        mixed = Signal(32)
+        def times_matrix(v):
+            out = []
+            for row in crc32_matrix():
+                bits = [v[j] for j in range(32) if (row >> j) & 1]
+                acc = bits[0]
+                for b in bits[1:]:
+                    acc = acc ^ b
+                out.append(acc)
+            return Cat(*out)
+
         nxt = Signal(32)
-        m.d.comb += mixed.eq(state ^ self.data)
-        for i, row in enumerate(crc32_matrix()):
-            bits = [mixed[j] for j in range(32) if (row >> j) & 1]
-            acc = bits[0]
-            for b in bits[1:]:
-                acc = acc ^ b
-            m.d.comb += nxt[i].eq(acc)
+        en = self.en
+        if self._staged:
+            # M(state ^ data) = M state ^ M data: M data is registered first.
+            share = Signal(32)
+            en = Signal()
+            m.d.sync += [share.eq(times_matrix(self.data)), en.eq(self.en & ~self.clear)]
+            m.d.comb += nxt.eq(times_matrix(state) ^ share)
+        else:
+            m.d.comb += nxt.eq(times_matrix(state ^ self.data))
         with m.If(self.clear):
             m.d.sync += state.eq(0xFFFFFFFF)
-        with m.Elif(self.en):
+        with m.Elif(en):
             m.d.sync += state.eq(nxt)
         m.d.comb += self.value.eq(~state)
         return m

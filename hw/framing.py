@@ -71,25 +71,23 @@ class RxFramer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc = Crc32(serial=self._serial_crc)
+        m.submodules.crc = crc = Crc32(serial=self._serial_crc, staged=True)
         take = Signal()
         last = self.i.payload.last
         data = self.i.payload.data
         m.d.comb += [take.eq(self.i.valid & self.i.ready), self.word.eq(data)]
         # With the parallel CRC, a word is absorbed the cycle after its take, from a
-        # register (``word_r``, loaded in every cycle), and the CRC word is compared in
-        # state CHK, from that register too: the take (valid, hold, state) in front of
-        # the CRC's 32 enables, and the incoming word's compare in front of the verdict,
+        # register (the staged CRC's share of it, hw/crc.py), and the CRC word is
+        # compared in state CHK, from a register (``word_r``, loaded in every cycle): the
+        # take (valid, hold, state) in front of the CRC's 32 enables, the whole XOR tree
+        # of state and word, and the incoming word's compare in front of the verdict,
         # were long paths at 150 MHz (Fmax). One cycle more per frame.
         serial = self._serial_crc
         absorb = Signal()
-        if serial:
-            m.d.comb += [crc.data.eq(data), crc.en.eq(absorb)]
-        else:
+        m.d.comb += [crc.data.eq(data), crc.en.eq(absorb)]
+        if not serial:
             word_r = Signal(32)
-            absorb_r = Signal()
-            m.d.sync += [word_r.eq(data), absorb_r.eq(absorb)]
-            m.d.comb += [crc.data.eq(word_r), crc.en.eq(absorb_r)]
+            m.d.sync += word_r.eq(data)
 
         no_pay = Signal()                       # the header's length is 0
         at_last = Signal()                      # idx == length

@@ -18,12 +18,12 @@ def _zlib(words):
     return zlib.crc32(b"".join(w.to_bytes(4, "little") for w in words))
 
 
-def _run(ops, serial=False):
+def _run(ops, serial=False, staged=False):
     """Drive ``ops`` = list of (clear, en, data), one per cycle; return ``value`` as seen
     in the cycle after each op. ``serial``: after an ``en``, ``busy`` must be high for
     exactly 32 cycles (``data`` scrambled meanwhile: it is needed in the ``en`` cycle
-    only), and ``value`` is read once it falls."""
-    dut = Crc32(serial=serial)
+    only), and ``value`` is read once it falls. ``staged``: the staged form."""
+    dut = Crc32(serial=serial, staged=staged)
     seen = []
 
     async def tb(ctx):
@@ -65,6 +65,32 @@ def test_crc_matches_zlib(seed, serial):
             ops.append((0, 1, w))
             want.append(_zlib(words[:i + 1]))
     got = _run(ops, serial)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"seed {seed}: cycle {i}: hw {g:#010x} != zlib {w:#010x}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_staged_crc_matches_zlib(seed):
+    """The staged form (RxFramer's): random cycles of clear, absorb (mostly back to
+    back) and idle; after every cycle the value is zlib's CRC of the words absorbed
+    since the last clear, a word counting from the second cycle after its ``en``, and
+    a clear in either cycle dropping it."""
+    rng = random.Random(seed)
+    ops = [(1, 0, 0)]
+    for _ in range(400):
+        r = rng.random()
+        ops.append((int(r < 0.06), int(0.03 < r < 0.85),
+                    rng.choice([0, 0xFFFFFFFF, 1 << 31, 1, rng.getrandbits(32)])))
+    got = _run(ops, staged=True)
+    words, pending, want = [], None, []
+    for clear, en, data in ops:
+        if clear:
+            words = []
+        elif pending is not None:
+            words.append(pending)
+        pending = data if en and not clear else None
+        want.append(_zlib(words))
+    assert sum(1 for c, e, _ in ops if e and not c) > 250
     for i, (g, w) in enumerate(zip(got, want)):
         assert g == w, f"seed {seed}: cycle {i}: hw {g:#010x} != zlib {w:#010x}"
 
