@@ -202,7 +202,9 @@ class AnyprecUartTop(wiring.Component):
         m.submodules.utx = utx = UartTx(divisor=self._divisor)
         m.submodules.delim = delim = FrameDelimiter(timeout=self._timeout)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=9, depth=self._fifo_depth)
-        m.submodules.dut = dut = AnyprecTop(self._cfg)
+        # (paced_out: the UART takes a byte per 10 bit times; the response adapter's
+        # ready chain from the transmitter's busy was a long path at 150 MHz.)
+        m.submodules.dut = dut = AnyprecTop(self._cfg, paced_out=True)
 
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, delim.i)

@@ -14,6 +14,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from ..golden.errors import ConfigError
+from ..hw.lane import is_ice40
 
 __all__ = ["UartRx", "UartTx", "uart_divisor", "MIN_DIVISOR"]
 
@@ -165,21 +166,36 @@ class UartTx(wiring.Component):
         # `timer == 0` is a flip-flop too (`t_zero`; exact: it follows every change of the
         # timer), so that the timer's own compare does not sit in front of its
         # decrement and the shift register's enable (Fmax).
+        # Off iCE40 `left != 0` is a flip-flop as well (`l_nz`, exact likewise): its
+        # compare in front of the shift register's enables was a long path at 150 MHz
+        # on the 25F. (iCE40 compares: its logic cells are all taken.)
         n_left = Signal.like(left)
         n_timer = Signal.like(timer)
         t_zero = Signal(init=1)
         n_zero = Signal()
+        if is_ice40(platform):
+            n_lnz = None
+            left_nz, n_left_nz = left != 0, n_left != 0
+        else:
+            l_nz, n_lnz = Signal(), Signal()
+            left_nz, n_left_nz = l_nz, n_lnz
+            m.d.comb += n_lnz.eq(l_nz)
+            m.d.sync += l_nz.eq(n_lnz)
         m.d.comb += [n_left.eq(left), n_timer.eq(timer), n_zero.eq(t_zero),
                      self.i.ready.eq(~self.busy)]
         m.d.sync += [left.eq(n_left), timer.eq(n_timer), t_zero.eq(n_zero),
-                     self.busy.eq((n_left != 0) | ~n_zero)]
+                     self.busy.eq(n_left_nz | ~n_zero)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += shreg.eq(Cat(0, self.i.payload, 1))
             m.d.comb += n_left.eq(10)
+            if n_lnz is not None:
+                m.d.comb += n_lnz.eq(1)
         with m.Elif(~t_zero):
             m.d.comb += [n_timer.eq(timer - 1), n_zero.eq(timer == 1)]
-        with m.Elif(left != 0):
+        with m.Elif(left_nz):
             # Each bit is held for `div` cycles; `busy` covers the whole stop bit.
             m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg[1:])]
             m.d.comb += [n_left.eq(left - 1), n_timer.eq(div - 1), n_zero.eq(0)]
+            if n_lnz is not None:
+                m.d.comb += n_lnz.eq(left != 1)
         return m

@@ -1104,6 +1104,10 @@ class AnyprecCore(wiring.Component):
                                 ((f_ms, "ms"), (f_ks, "ks"), (f_planes, "planes")))
         late += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
                  e_planes.eq(f_planes[e_layer])]
+        # SET_RUN's size checks likewise (w2 settles at least three cycles before PRE).
+        sr_m_bad, sr_k_bad = Signal(), Signal()
+        late += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
+                 sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
         t_new = Signal(16)
         j_new = Signal(16)
         # w2 is written the cycle after payload word 2 arrives, at least three cycles
@@ -1205,8 +1209,7 @@ class AnyprecCore(wiring.Component):
                                  (new_k == 0) | (new_k > cfg.max_k)),
                     pc_sr_range.eq((w1[0:8] >= L) | sr_bad_w | (sr_ab == 0) | (sr_ab > A)),
                     pc_notcfg.eq(~f_cfg[e_layer]),
-                    pc_sr_size.eq((new_m == 0) | (new_m > e_ms) |
-                                  (new_k == 0) | (new_k > e_ks)),
+                    pc_sr_size.eq(sr_m_bad | sr_k_bad),
                     pc_mv_notready.eq(e_planes < w1[8:16]),
                     pc_mrun.eq(f_mrun[e_layer]),
                     pc_planes1.eq(f_planes[pl_layer] + 1),

@@ -33,13 +33,20 @@ class AnyprecTop(wiring.Component):
     Parameters
     ----------
     cfg : AnyprecConfig
+    paced_out : bool
+        The response side's narrowing adapter takes a word only the cycle after its last
+        beat (hw/stream.py ``WidthDown(registered_ready=True)``): one idle cycle per
+        32-bit word, and no ready chain from ``m_axis_tready`` into the core. For a
+        consumer as slow as a UART, where it costs nothing (boards/bridge.py); iCE40
+        builds always do it.
     """
 
-    def __init__(self, cfg=None):
+    def __init__(self, cfg=None, *, paced_out=False):
         cfg = AnyprecConfig() if cfg is None else cfg
         if not isinstance(cfg, AnyprecConfig):
             raise TypeError(f"cfg must be an AnyprecConfig, not {type(cfg).__name__}")
         self._cfg = cfg
+        self._paced_out = bool(paced_out)
         w = cfg.stream_width
         super().__init__({
             "s_axis_tdata": In(w), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
@@ -57,7 +64,8 @@ class AnyprecTop(wiring.Component):
         w = self._cfg.stream_width
         m.submodules.core = core = AnyprecCore(self._cfg)
         m.submodules.up = up = WidthUp(width=w)
-        m.submodules.down = down = WidthDown(width=w, registered_ready=is_ice40(platform))
+        m.submodules.down = down = WidthDown(
+            width=w, registered_ready=self._paced_out or is_ice40(platform))
         m.d.comb += [
             up.i.payload.data.eq(self.s_axis_tdata), up.i.payload.last.eq(self.s_axis_tlast),
             up.i.valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(up.i.ready),
