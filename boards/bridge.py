@@ -110,11 +110,17 @@ class FrameDelimiter(wiring.Component):
         # changes (the compare in front of the count's own multiplexer was a long path,
         # Fmax). The size is a multiple of 4 and at least 8, so byte 4 is never the last
         # and the new last_m1 need not be looked at in the same cycle.
+        # The test itself, (count >= 4) & (count == last_m1), is a flip-flop too (`hit`,
+        # a cycle behind its operands, which change only with a byte or a timeout:
+        # bytes come at least 3 cycles apart, and a timeout clears it), the compare in
+        # front of is_last being a long path at 150 MHz on the 85F.
         is_last = Signal()
+        hit = Signal()
+        m.d.sync += hit.eq((count >= 4) & (count == last_m1))
         with m.If(self.i.valid):
             m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
                          idle.eq(0), count.eq(Mux(is_last, 0, count + 1)),
-                         is_last.eq(~is_last & (count >= 4) & (count == last_m1))]
+                         is_last.eq(~is_last & hit)]
             with m.If(count == 2):
                 m.d.sync += len_lo.eq(self.i.payload)
             with m.If(count == 3):
@@ -122,7 +128,7 @@ class FrameDelimiter(wiring.Component):
                 m.d.sync += last_m1.eq(size - 2)
         with m.Elif(count != 0):
             with m.If(idle == self._timeout - 1):
-                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0),
+                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0), hit.eq(0),
                              self.timeouts.eq(self.timeouts + 1)]
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
