@@ -1024,15 +1024,22 @@ class AnyprecCore(wiring.Component):
         hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
         src_sx = Signal(wd.sx_bits)
         m.d.comb += [src_sx.eq(sx[rd_sel]), shifts_r.addr.eq(saddr)]
-        m.d.comb += [
+        # The layer's descriptor values reach the engine through registers off iCE40
+        # (`late`; exact from START on: cur_r, nxt_r and cur_k_r are set in SEL, at least
+        # two cycles before, and no descriptor changes while computing): the descriptor
+        # multiplexers in front of the engine's start-time compares were long paths at
+        # 150 MHz (Fmax).
+        late += [
             eng.base.eq(f_base[cur_r]), eng.tj.eq(f_tj[cur_r]), eng.j_s.eq(f_js[cur_r]),
             eng.t_run.eq(f_trun[cur_r]), eng.j_run.eq(f_jrun[cur_r]),
-            eng.m_run.eq(f_mrun[cur_r]), eng.k.eq(cur_k_r),
-            eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_r, MODE_FINAL, MODE_HIDDEN))),
-            eng.q.eq(q_r),
-            eng.shift.eq(shifts_r.data), eng.a_in.eq(f_abits[cur_r]),
+            eng.m_run.eq(f_mrun[cur_r]), eng.a_in.eq(f_abits[cur_r]),
             eng.a_out.eq(f_abits[nxt_r]),
             eng.tab_base.eq((cur_r * N + cur_k_r - 1) * cfg.tab_stride),
+        ]
+        m.d.comb += [
+            eng.k.eq(cur_k_r),
+            eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_r, MODE_FINAL, MODE_HIDDEN))),
+            eng.q.eq(q_r), eng.shift.eq(shifts_r.data),
         ]
         for i, f in enumerate(fifos):
             m.d.comb += [f.w_data.eq(eng.o_values[i]),
