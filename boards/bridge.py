@@ -22,6 +22,7 @@ from amaranth.back import verilog
 
 from ..golden.errors import ConfigError
 from ..hw.config import AnyprecConfig
+from ..hw.lane import is_ice40
 from ..hw.stream import beat_stream
 from ..hw.top import AnyprecTop
 from .uart import UartRx, UartTx, _check_divisor
@@ -110,13 +111,17 @@ class FrameDelimiter(wiring.Component):
         # changes (the compare in front of the count's own multiplexer was a long path,
         # Fmax). The size is a multiple of 4 and at least 8, so byte 4 is never the last
         # and the new last_m1 need not be looked at in the same cycle.
-        # The test itself, (count >= 4) & (count == last_m1), is a flip-flop too (`hit`,
-        # a cycle behind its operands, which change only with a byte or a timeout:
-        # bytes come at least 3 cycles apart, and a timeout clears it), the compare in
-        # front of is_last being a long path at 150 MHz on the 85F.
+        # Off iCE40 the test itself, (count >= 4) & (count == last_m1), is a flip-flop
+        # too (`hit`), the compare in front of is_last being a long path at 150 MHz on
+        # the 85F. It is a cycle behind its operands, which change only with a byte or a
+        # timeout: bytes come at least 3 cycles apart, and a timeout at least a cycle
+        # after a byte, so it has settled by the next byte. (iCE40 compares: cells.)
         is_last = Signal()
-        hit = Signal()
-        m.d.sync += hit.eq((count >= 4) & (count == last_m1))
+        if is_ice40(platform):
+            hit = (count >= 4) & (count == last_m1)
+        else:
+            hit = Signal()
+            m.d.sync += hit.eq((count >= 4) & (count == last_m1))
         with m.If(self.i.valid):
             m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
                          idle.eq(0), count.eq(Mux(is_last, 0, count + 1)),
@@ -128,7 +133,7 @@ class FrameDelimiter(wiring.Component):
                 m.d.sync += last_m1.eq(size - 2)
         with m.Elif(count != 0):
             with m.If(idle == self._timeout - 1):
-                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0), hit.eq(0),
+                m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0),
                              self.timeouts.eq(self.timeouts + 1)]
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
