@@ -111,17 +111,20 @@ class FrameDelimiter(wiring.Component):
         # changes (the compare in front of the count's own multiplexer was a long path,
         # Fmax). The size is a multiple of 4 and at least 8, so byte 4 is never the last
         # and the new last_m1 need not be looked at in the same cycle.
-        # Off iCE40 the test itself, (count >= 4) & (count == last_m1), is a flip-flop
-        # too (`hit`), the compare in front of is_last being a long path at 150 MHz on
-        # the 85F. It is a cycle behind its operands, which change only with a byte or a
-        # timeout: bytes come at least 3 cycles apart, and a timeout at least a cycle
-        # after a byte, so it has settled by the next byte. (iCE40 compares: cells.)
+        # Off iCE40 the test itself is a flip-flop too (`hit`), the compare in front of
+        # is_last being a long path at 150 MHz on the 85F. It is a cycle behind its
+        # operands, which change only with a byte or a timeout: bytes come at least 3
+        # cycles apart, and a timeout at least a cycle after a byte, so it has settled
+        # by the next byte. Its `count == last_m1` is `count >= last_m1` (one carry
+        # chain; a 20-bit equality was three LUT levels): from byte 4 on last_m1 is this
+        # frame's, and the count passes it only with the last byte, where ~is_last
+        # masks the test. (iCE40 compares for equality, in the same cycle: cells.)
         is_last = Signal()
         if is_ice40(platform):
             hit = (count >= 4) & (count == last_m1)
         else:
             hit = Signal()
-            m.d.sync += hit.eq((count >= 4) & (count == last_m1))
+            m.d.sync += hit.eq((count >= 4) & (count >= last_m1))
         with m.If(self.i.valid):
             m.d.sync += [held.eq(1), held_data.eq(self.i.payload), held_last.eq(is_last),
                          idle.eq(0), count.eq(Mux(is_last, 0, count + 1)),
