@@ -155,7 +155,8 @@ class AnyprecUartTop(wiring.Component):
     timeout : int
         Inter-byte timeout in cycles (see :class:`FrameDelimiter`).
     fifo_depth : int
-        Request bytes buffered while the core is busy.
+        Request bytes buffered while the core is busy (off iCE40 one fewer: a byte goes
+        in only while two entries are free).
     heartbeat_bits : int
         The heartbeat LED toggles every ``2**(heartbeat_bits-1)`` cycles.
     stretch_bits : int
@@ -222,9 +223,19 @@ class AnyprecUartTop(wiring.Component):
 
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, delim.i)
+        # Off iCE40 "the FIFO has room" is a flip-flop: at least two entries were free a
+        # cycle ago, so one is free now (a byte a cycle at most goes in). The FIFO's
+        # level compare, the delimiter's output and the FIFO's write enables in one
+        # cycle were a long path at 150 MHz on the 45F. (iCE40: the FIFO's w_rdy.)
+        if is_ice40(platform):
+            w_en, room = delim.o.valid, fifo.w_rdy
+        else:
+            room = Signal()
+            m.d.sync += room.eq(fifo.level < self._fifo_depth - 1)
+            w_en = delim.o.valid & room
         m.d.comb += [
             fifo.w_data.eq(Cat(delim.o.payload.data, delim.o.payload.last)),
-            fifo.w_en.eq(delim.o.valid), delim.o.ready.eq(fifo.w_rdy),
+            fifo.w_en.eq(w_en), delim.o.ready.eq(room),
             dut.s_axis_tdata.eq(fifo.r_data[:8]), dut.s_axis_tlast.eq(fifo.r_data[8]),
             dut.s_axis_tvalid.eq(fifo.r_rdy), fifo.r_en.eq(dut.s_axis_tready),
             utx.i.payload.eq(dut.m_axis_tdata), utx.i.valid.eq(dut.m_axis_tvalid),

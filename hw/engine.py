@@ -112,7 +112,7 @@ class LayerEngine(wiring.Component):
         base = Signal.like(self.base)
         tj = Signal.like(self.tj)
         j_s = Signal.like(self.j_s)
-        # j_run and k less one, and t_run, j_run and k less two (signed: -1 for a run of
+        # j_run and k less one, and t_run and j_run less two (signed: -1 for a run of
         # 1), so that the loop-end flags below are compares of two flip-flops (an adder
         # and a compare in front of them were long paths: Fmax).
         j_last = Signal(signed(len(self.j_run) + 1))
@@ -120,7 +120,6 @@ class LayerEngine(wiring.Component):
         t_last = Signal.like(self.t_run)               # (iCE40 form)
         k_last = Signal(signed(len(self.k) + 1))
         j_pen = Signal.like(j_last)
-        k_pen = Signal.like(k_last)
         m_run = Signal.like(self.m_run)
         mode = Signal.like(self.mode)
         q = Signal.like(self.q)
@@ -133,7 +132,6 @@ class LayerEngine(wiring.Component):
                 (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
                 (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
                 (t_pen, self.t_run - 2), (t_last, self.t_run - 1), (j_pen, self.j_run - 2),
-                (k_pen, self.k - 2 if serial else -1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
 
@@ -166,6 +164,9 @@ class LayerEngine(wiring.Component):
         else:
             end_j, end_p, end_t = Signal(), Signal(), Signal()
             next_plane, next_tile_a = plane_a, tile_a
+            # Planes left after this one (k_last - p), so that "the next plane is the
+            # last" is a compare with 1 (p == k - 2 was a long path at 150 MHz).
+            p_left = Signal.like(p)
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
                          addr.eq(self.base), tile_cyc.eq(0),
@@ -174,6 +175,7 @@ class LayerEngine(wiring.Component):
             if not ice40:
                 m.d.sync += [end_j.eq(self.j_run == 1),
                              end_p.eq(self.k == 1 if serial else 1),
+                             p_left.eq(self.k - 1 if serial else 0),
                              end_t.eq(self.t_run == 1)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
@@ -188,11 +190,13 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [j.eq(0), p.eq(p + 1), addr.eq(next_plane),
                              plane_a.eq(next_plane if ice40 else plane_a + tj)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(p == k_pen)]
+                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(p_left == 1),
+                                 p_left.eq(p_left - 1)]
             with m.Else():
                 m.d.sync += [j.eq(0), p.eq(0)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(k_last == 0)]
+                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(k_last == 0),
+                                 p_left.eq(k_last)]
                 with m.If(end_t):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
