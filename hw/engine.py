@@ -112,14 +112,12 @@ class LayerEngine(wiring.Component):
         base = Signal.like(self.base)
         tj = Signal.like(self.tj)
         j_s = Signal.like(self.j_s)
-        # j_run and k less one, and t_run and j_run less two (signed: -1 for a run of
-        # 1), so that the loop-end flags below are compares of two flip-flops (an adder
-        # and a compare in front of them were long paths: Fmax).
+        # j_run, k and t_run less one, so that the loop ends below are compares of flip-
+        # flops (an adder and a compare in front of them were long paths: Fmax); off
+        # iCE40 j_last and k_last reload down-counters of what is left.
         j_last = Signal(signed(len(self.j_run) + 1))
-        t_pen = Signal(signed(len(self.t_run) + 1))
         t_last = Signal.like(self.t_run)               # (iCE40 form)
         k_last = Signal(signed(len(self.k) + 1))
-        j_pen = Signal.like(j_last)
         m_run = Signal.like(self.m_run)
         mode = Signal.like(self.mode)
         q = Signal.like(self.q)
@@ -131,7 +129,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s.eq(i) for s, i in (
                 (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
                 (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
-                (t_pen, self.t_run - 2), (t_last, self.t_run - 1), (j_pen, self.j_run - 2),
+                (t_last, self.t_run - 1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
 
@@ -164,19 +162,21 @@ class LayerEngine(wiring.Component):
         else:
             end_j, end_p, end_t = Signal(), Signal(), Signal()
             next_plane, next_tile_a = plane_a, tile_a
-            # Planes left after this one (k_last - p), so that "the next plane is the
-            # last" is a compare with 1 (p == k - 2 was a long path at 150 MHz).
-            p_left = Signal.like(p)
+            # Chunks, planes and tiles left after this one (j_last - j, k_last - p,
+            # t_last - t), so that "the next one is the last" is a compare with 1 (the
+            # compares of the counters with their run lengths less two were long paths
+            # at 150 MHz).
+            j_left, p_left, t_left = Signal.like(j), Signal.like(p), Signal.like(t)
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
                          addr.eq(self.base), tile_cyc.eq(0),
                          plane_a.eq(self.base if ice40 else self.base + self.tj),
                          tile_a.eq(self.base if ice40 else self.base + self.j_s)]
             if not ice40:
-                m.d.sync += [end_j.eq(self.j_run == 1),
+                m.d.sync += [end_j.eq(self.j_run == 1), j_left.eq(self.j_run - 1),
                              end_p.eq(self.k == 1 if serial else 1),
                              p_left.eq(self.k - 1 if serial else 0),
-                             end_t.eq(self.t_run == 1)]
+                             end_t.eq(self.t_run == 1), t_left.eq(self.t_run - 1)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
@@ -185,18 +185,18 @@ class LayerEngine(wiring.Component):
             with m.If(~end_j):
                 m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
                 if not ice40:
-                    m.d.sync += end_j.eq(j == j_pen)
+                    m.d.sync += [end_j.eq(j_left == 1), j_left.eq(j_left - 1)]
             with m.Elif(~end_p):
                 m.d.sync += [j.eq(0), p.eq(p + 1), addr.eq(next_plane),
                              plane_a.eq(next_plane if ice40 else plane_a + tj)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(p_left == 1),
-                                 p_left.eq(p_left - 1)]
+                    m.d.sync += [end_j.eq(j_last == 0), j_left.eq(j_last),
+                                 end_p.eq(p_left == 1), p_left.eq(p_left - 1)]
             with m.Else():
                 m.d.sync += [j.eq(0), p.eq(0)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), end_p.eq(k_last == 0),
-                                 p_left.eq(k_last)]
+                    m.d.sync += [end_j.eq(j_last == 0), j_left.eq(j_last),
+                                 end_p.eq(k_last == 0), p_left.eq(k_last)]
                 with m.If(end_t):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
@@ -204,7 +204,7 @@ class LayerEngine(wiring.Component):
                                  plane_a.eq(next_tile_a if ice40 else tile_a + tj),
                                  tile_a.eq(next_tile_a if ice40 else tile_a + j_s)]
                     if not ice40:
-                        m.d.sync += end_t.eq(t == t_pen)
+                        m.d.sync += [end_t.eq(t_left == 1), t_left.eq(t_left - 1)]
                     # The shadow register drains DL rows per cycle: tiles start >= R/DL
                     # cycles apart.
                     with m.If(tile_cyc + 1 >= RD):
