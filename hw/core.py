@@ -655,10 +655,14 @@ class AnyprecCore(wiring.Component):
         # (length - 1) * EPW], its bounds registered with len_m1: two compares of the
         # selected k_run instead of an adder and a compare behind the descriptor
         # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns). Not on iCE40 (cells).
-        kw_lo = Signal(signed(len(length) + EPW.bit_length() + 2))
+        # Both bounds saturate at max_k (k_run <= max_k, so the check is the same), to
+        # keep the compares short: at full width they were a long path at 150 MHz.
+        kw_lo = Signal(signed(cfg.max_k.bit_length() + 2))
         kw_hi = Signal.like(kw_lo)
         if not ice40:
-            m.d.sync += [kw_lo.eq((length - 2) * EPW), kw_hi.eq((length - 1) * EPW)]
+            lo, hi = (length - 2) * EPW, (length - 1) * EPW
+            m.d.sync += [kw_lo.eq(Mux(lo > cfg.max_k, cfg.max_k, lo)),
+                         kw_hi.eq(Mux(hi > cfg.max_k, cfg.max_k, hi))]
         r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
@@ -1139,6 +1143,7 @@ class AnyprecCore(wiring.Component):
         # critical path, docs/boards.md). Reset to (cp_base, 0) outside the copy.
         cp_waddr = Signal.like(cp_base)
         cp_lane = Signal(range(max(DL, 2)))
+        lat_ok = Signal()           # RQ_COPY: loop_i >= ST_LAT (off iCE40)
         m.d.sync += [cp_waddr.eq(cp_base), cp_lane.eq(0)]
         resp_len = Signal(16)
 
@@ -1287,6 +1292,8 @@ class AnyprecCore(wiring.Component):
                         m.d.sync += f_wptr[pl_layer].eq(wp_addr)
                 with m.If(d_rq | d_in):
                     m.d.sync += [loop_i.eq(0), rq_last.eq(0)]
+                    if not ice40:
+                        m.d.sync += lat_ok.eq(0)
                 with m.If(d_sr):
                     m.d.sync += [f_wbits[e_layer].eq(sr_wb), f_abits[e_layer].eq(sr_ab),
                                  f_mrun[e_layer].eq(new_m), f_krun[e_layer].eq(new_k),
@@ -1354,7 +1361,12 @@ class AnyprecCore(wiring.Component):
             # one, so that the test is a compare of two registers: Fmax).
             with m.State("RQ_COPY"):
                 m.d.sync += [loop_i.eq(loop_i + 1), rq_last.eq(loop_i == pc_end_m1)]
-                with m.If(loop_i >= ST_LAT):
+                # (off iCE40 loop_i >= ST_LAT is a flip-flop, `lat_ok`, cleared with
+                # loop_i in CHECK: the compare in front of the table's write registers
+                # was a long path at 150 MHz)
+                if not ice40:
+                    m.d.sync += lat_ok.eq(lat_ok | (loop_i == ST_LAT - 1))
+                with m.If((loop_i >= ST_LAT) if ice40 else lat_ok):
                     # Row i = loop_i - ST_LAT is lane i mod DL of word cp_base + i / DL.
                     m.d.comb += [tab_we.eq(1), tab_waddr.eq(cp_waddr),
                                  tab_wen.eq(Const(1, DL) << cp_lane)]
