@@ -137,14 +137,14 @@ def _cfg(rows, cols, **kw):
                          drain=kw.pop("drain", 1), **kw)
 
 
-def _ulx3s(size, *, luts, brams, dsps, default, notes=""):
+def _ulx3s(size, *, luts, brams, dsps, default, notes="", target_mhz=150.0):
     # The ULX3S comes with four ECP5 sizes on one PCB: same pins, clock and LEDs.
     return Board(
         name=f"ulx3s-{size.lower()}", title=f"Radiona ULX3S {size}", family="ecp5",
         device=f"LFE5U-{size}", package="CABGA381",
         platform=f"amaranth_boards.ulx3s:ULX3S_{size}_Platform",
         luts=luts, ffs=luts, brams=brams, bram_kind="DP16KD", dsps=dsps,
-        clock_resource="clk25", osc_mhz=25.0, target_mhz=150.0, goal_mhz=150.0,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=target_mhz, goal_mhz=150.0,
         uart_rx="M1", uart_tx="L4",
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
         default=default, notes=notes,
@@ -171,7 +171,7 @@ BOARDS = {b.name: b for b in (
         leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
         extra_resources="break_off_pmod",
         notes="One layer slot: a 1x4 array in iCE40 form (four-stage requantiser, "
-              "bit-serial CRCs, no register slices) takes 5,143 of the 5,280 logic cells "
+              "bit-serial CRCs, no register slices) takes 5,132 of the 5,280 logic cells "
               "and meets 24 MHz; three slots (the digits MLP) need 5,788 (109%, "
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "
               "snap-off PMOD.",

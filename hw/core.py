@@ -660,9 +660,11 @@ class AnyprecCore(wiring.Component):
         kw_lo = Signal(signed(cfg.max_k.bit_length() + 2))
         kw_hi = Signal.like(kw_lo)
         if not ice40:
-            lo, hi = (length - 2) * EPW, (length - 1) * EPW
-            m.d.sync += [kw_lo.eq(Mux(lo > cfg.max_k, cfg.max_k, lo)),
-                         kw_hi.eq(Mux(hi > cfg.max_k, cfg.max_k, hi))]
+            # ((length - 2) * EPW > max_k as a compare of the length itself, beside the
+            # subtraction rather than behind it)
+            kq = cfg.max_k // EPW
+            m.d.sync += [kw_lo.eq(Mux(length > kq + 2, cfg.max_k, (length - 2) * EPW)),
+                         kw_hi.eq(Mux(length > kq + 1, cfg.max_k, (length - 1) * EPW))]
         r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))

@@ -293,6 +293,13 @@ class Scenario:
         self.expect("matvec k=0", P.matvec(0, 0, 1, [0] * s0.run_k, self.cfg), RANGE, 0)
         self.expect("matvec bad length", P.matvec(0, self.n, 1, [0] * (
             s0.run_k + self.cfg.elems_per_word), self.cfg), BAD_LENGTH, 0)
+        # far past max_k (the length check's bounds saturate there) and one word short
+        self.expect("matvec length >> max_k", P.matvec(0, self.n, 1, [0] * (
+            s0.run_k + (self.cfg.max_k + 3) * self.cfg.elems_per_word), self.cfg),
+            BAD_LENGTH, 0)
+        if s0.run_k > self.cfg.elems_per_word:
+            self.expect("matvec one word short", P.matvec(0, self.n, 1, [0] * (
+                s0.run_k - self.cfg.elems_per_word), self.cfg), BAD_LENGTH, 0)
         if not self.serial:
             self.expect("matvec k<N parallel", P.matvec(0, self.n - 1, 1, [0] * s0.run_k,
                                                         self.cfg), RANGE, 0)
