@@ -114,10 +114,16 @@ class LayerEngine(wiring.Component):
         j_s = Signal.like(self.j_s)
         # j_run, k and t_run less one, so that the loop ends below are compares of flip-
         # flops (an adder and a compare in front of them were long paths: Fmax); off
-        # iCE40 j_last and k_last reload down-counters of what is left.
+        # iCE40 j_last and k_last reload down-counters of what is left. The "less two"
+        # registers (t_pen, j_pen, k_pen) are unused since those down-counters, and kept
+        # only because removing them moved yosys' mapping of the UP5K builds by tens of
+        # logic cells, after which the iCESugar did not place (docs/boards.md).
         j_last = Signal(signed(len(self.j_run) + 1))
+        t_pen = Signal(signed(len(self.t_run) + 1))
         t_last = Signal.like(self.t_run)               # (iCE40 form)
         k_last = Signal(signed(len(self.k) + 1))
+        j_pen = Signal.like(j_last)
+        k_pen = Signal.like(k_last)
         m_run = Signal.like(self.m_run)
         mode = Signal.like(self.mode)
         q = Signal.like(self.q)
@@ -129,7 +135,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s.eq(i) for s, i in (
                 (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
                 (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
-                (t_last, self.t_run - 1),
+                (t_pen, self.t_run - 2), (t_last, self.t_run - 1), (j_pen, self.j_run - 2),
+                (k_pen, self.k - 2 if serial else -1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
 
