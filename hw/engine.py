@@ -174,44 +174,59 @@ class LayerEngine(wiring.Component):
             # compares of the counters with their run lengths less two were long paths
             # at 150 MHz).
             j_left, p_left, t_left = Signal.like(j), Signal.like(p), Signal.like(t)
+            # What the next issue does is a flip-flop too: `go_j` (next chunk), `go_p`
+            # (next plane), `go_t` (next tile), from the loop ends' next values (n_end_*),
+            # so that the address registers' enables and selects are one LUT after a
+            # flip-flop (the loop-end flags' decode in front of them, with the placer
+            # spreading the address registers, was the 45F's critical path).
+            n_end_j, n_end_p, n_end_t = Signal(), Signal(), Signal()
+            go_j, go_p, go_t = Signal(), Signal(), Signal()
+            m.d.comb += [n_end_j.eq(end_j), n_end_p.eq(end_p), n_end_t.eq(end_t)]
+            m.d.sync += [end_j.eq(n_end_j), end_p.eq(n_end_p), end_t.eq(n_end_t),
+                         go_j.eq(~n_end_j), go_p.eq(n_end_j & ~n_end_p),
+                         go_t.eq(n_end_j & n_end_p & ~n_end_t)]
+        # (the branch conditions: on iCE40 the compares, off it the flags above)
+        c_j, c_p, c_tend = ((~end_j, ~end_p, end_t) if ice40 else (go_j, go_p, ~go_t))
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
                          addr.eq(self.base), tile_cyc.eq(0),
                          plane_a.eq(self.base if ice40 else self.base + self.tj),
                          tile_a.eq(self.base if ice40 else self.base + self.j_s)]
             if not ice40:
-                m.d.sync += [end_j.eq(self.j_run == 1), j_left.eq(self.j_run - 1),
-                             end_p.eq(self.k == 1 if serial else 1),
-                             p_left.eq(self.k - 1 if serial else 0),
-                             end_t.eq(self.t_run == 1), t_left.eq(self.t_run - 1)]
+                m.d.comb += [n_end_j.eq(self.j_run == 1), n_end_t.eq(self.t_run == 1),
+                             n_end_p.eq(self.k == 1 if serial else 1)]
+                m.d.sync += [j_left.eq(self.j_run - 1), p_left.eq(self.k - 1 if serial else 0),
+                             t_left.eq(self.t_run - 1)]
         with m.Elif(issue):
             # Saturate at R/DL: a tile longer than that would otherwise wrap the counter
             # and the spacing check below would insert bubbles that are not needed.
             with m.If(tile_cyc != RD):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
-            with m.If(~end_j):
+            with m.If(c_j):
                 m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_left == 1), j_left.eq(j_left - 1)]
-            with m.Elif(~end_p):
+                    m.d.comb += n_end_j.eq(j_left == 1)
+                    m.d.sync += j_left.eq(j_left - 1)
+            with m.Elif(c_p):
                 m.d.sync += [j.eq(0), p.eq(p + 1), addr.eq(next_plane),
                              plane_a.eq(next_plane if ice40 else plane_a + tj)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), j_left.eq(j_last),
-                                 end_p.eq(p_left == 1), p_left.eq(p_left - 1)]
+                    m.d.comb += [n_end_j.eq(j_last == 0), n_end_p.eq(p_left == 1)]
+                    m.d.sync += [j_left.eq(j_last), p_left.eq(p_left - 1)]
             with m.Else():
                 m.d.sync += [j.eq(0), p.eq(0)]
                 if not ice40:
-                    m.d.sync += [end_j.eq(j_last == 0), j_left.eq(j_last),
-                                 end_p.eq(k_last == 0), p_left.eq(k_last)]
-                with m.If(end_t):
+                    m.d.comb += [n_end_j.eq(j_last == 0), n_end_p.eq(k_last == 0)]
+                    m.d.sync += [j_left.eq(j_last), p_left.eq(k_last)]
+                with m.If(c_tend):
                     m.d.sync += issuing.eq(0)
                 with m.Else():
                     m.d.sync += [t.eq(t + 1), addr.eq(next_tile_a),
                                  plane_a.eq(next_tile_a if ice40 else tile_a + tj),
                                  tile_a.eq(next_tile_a if ice40 else tile_a + j_s)]
                     if not ice40:
-                        m.d.sync += [end_t.eq(t_left == 1), t_left.eq(t_left - 1)]
+                        m.d.comb += n_end_t.eq(t_left == 1)
+                        m.d.sync += t_left.eq(t_left - 1)
                     # The shadow register drains DL rows per cycle: tiles start >= R/DL
                     # cycles apart.
                     with m.If(tile_cyc + 1 >= RD):
