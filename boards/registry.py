@@ -188,7 +188,7 @@ BOARDS = {b.name: b for b in (
         programmer=("icesprog", "{bitstream}"), serial_port="/dev/ttyACM0",
     ),
     # The design clock is the one each default build (seed 1) meets: at 150 MHz the
-    # 16x16 builds and the iCESugar-Pro's reported 129 to 158 MHz over the last
+    # 16x16 builds and the iCESugar-Pro's reported 116 to 158 MHz over the last
     # changes, placement deciding (docs/boards.md), the ULX3S-25F/12F's 147 to 166.
     _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16), target_mhz=125.0),
     _ulx3s("45F", luts=43848, brams=108, dsps=72, default=_cfg(16, 16), target_mhz=125.0),
