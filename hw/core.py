@@ -651,20 +651,6 @@ class AnyprecCore(wiring.Component):
         r_pw_bad, r_ms_bad, r_kw_bad, r_kw0_bad = Signal(), Signal(), Signal(), Signal()
         len_m1 = Signal(17)     # the frame's length - 1, a cycle after the header
         m.d.sync += len_m1.eq(length - 1)
-        # ceil(k_run / EPW) == length - 1 as a range of k_run, ((length - 2) * EPW,
-        # (length - 1) * EPW], its bounds registered with len_m1: two compares of the
-        # selected k_run instead of an adder and a compare behind the descriptor
-        # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns). Not on iCE40 (cells).
-        # Both bounds saturate at max_k (k_run <= max_k, so the check is the same), to
-        # keep the compares short: at full width they were a long path at 150 MHz.
-        kw_lo = Signal(signed(cfg.max_k.bit_length() + 2))
-        kw_hi = Signal.like(kw_lo)
-        if not ice40:
-            # ((length - 2) * EPW > max_k as a compare of the length itself, beside the
-            # subtraction rather than behind it)
-            kq = cfg.max_k // EPW
-            m.d.sync += [kw_lo.eq(Mux(length > kq + 2, cfg.max_k, (length - 2) * EPW)),
-                         kw_hi.eq(Mux(length > kq + 1, cfg.max_k, (length - 1) * EPW))]
         r_order_bad = Signal()   # word 1's plane is not the layer's next one
         r_krun = Signal(range(cfg.max_k + 1))
         r_krun0 = Signal(range(cfg.max_k + 1))
@@ -676,6 +662,19 @@ class AnyprecCore(wiring.Component):
             kw_bad = len_m1 != _ceil_div(f_krun[lsel], EPW)
             kw0_bad = len_m1 != _ceil_div(f_krun[0], EPW)
         else:
+            # ceil(k_run / EPW) == length - 1 as a range of k_run, ((length - 2) * EPW,
+            # (length - 1) * EPW], its bounds registered with len_m1: two compares of the
+            # selected k_run instead of an adder and a compare behind the descriptor
+            # multiplexer (the 85F's longest path at 150 MHz, 7.2 ns). Both bounds
+            # saturate at max_k (k_run <= max_k, so the check is the same), to keep the
+            # compares short: at full width they were a long path at 150 MHz. Whether
+            # (length - 2) * EPW > max_k is a compare of the length itself, beside the
+            # subtraction rather than behind it.
+            kw_lo = Signal(signed(cfg.max_k.bit_length() + 2))
+            kw_hi = Signal.like(kw_lo)
+            kq = cfg.max_k // EPW
+            m.d.sync += [kw_lo.eq(Mux(length > kq + 2, cfg.max_k, (length - 2) * EPW)),
+                         kw_hi.eq(Mux(length > kq + 1, cfg.max_k, (length - 1) * EPW))]
             # Off iCE40, each layer's length and order checks are flags registered in
             # every cycle, and stage 1 only selects the addressed layer's: the descriptor
             # multiplexer in front of the compares was the 85F's longest path at 150 MHz
