@@ -43,15 +43,8 @@ def _golden(n, a, case):
     return int(arith.requant(*args, a_in=a_in, a_out=a_out, amax=a)[0])
 
 
-@pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])
-@pytest.mark.parametrize("n,a,k_max", CONFIGS)
-def test_requant_matches_golden(n, a, k_max, compact):
-    seed = n * 1000 + a * 10 + k_max
-    w = arith.widths(n, a, k_max)
-    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits,
-                  compact=compact)
-    assert dut.latency == (4 if compact else 9)
-    cases = _cases(n, a, k_max, seed)
+def _run_rows(dut, cases):
+    """Each case alone through the pipeline (fields held while it is in flight)."""
     got = []
 
     async def tb(ctx):
@@ -75,9 +68,66 @@ def test_requant_matches_golden(n, a, k_max, compact):
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+    return got
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])
+@pytest.mark.parametrize("n,a,k_max", CONFIGS)
+def test_requant_matches_golden(n, a, k_max, compact):
+    seed = n * 1000 + a * 10 + k_max
+    w = arith.widths(n, a, k_max)
+    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits,
+                  compact=compact)
+    assert dut.latency == (5 if compact else 9)
+    cases = _cases(n, a, k_max, seed)
+    got = _run_rows(dut, cases)
     for case, g in zip(cases, got):
         want = _golden(n, a, case)
         assert g == want, f"seed {seed}: case {case}: hw {g} != golden {want}"
+
+
+def _clamp_edges(a):
+    """Rows whose rounded value y lands on each side of the clamp's bounds (hi - 1, hi,
+    hi + 1 and lo - 1, lo, lo + 1), each reached from V = y 2^S + delta with delta at the
+    rounding's edges (exactly half-way, which rounds up, and one below it), so that every
+    compare of the saturation is tested at its boundary."""
+    out = []
+    for a_out in range(1, a + 1):               # hidden layers: lo = 0, hi = 2^a_out - 1
+        for shift in (0, 1, 2, 5):
+            s = shift + a - a_out
+            hi = (1 << a_out) - 1
+            deltas = (0,) if s == 0 else (-(1 << (s - 1)), -(1 << (s - 1)) - 1,
+                                          (1 << (s - 1)) - 1)
+            for y in (hi - 1, hi, hi + 1, -1, 0, 1):
+                for dl in deltas:
+                    out.append((0, 0, y * (1 << s) + dl, shift, a, a_out, False))
+    for s in (0, 1, 2, 3):                       # logits: lo = -2^31, hi = 2^31 - 1
+        deltas = (0,) if s == 0 else (-(1 << (s - 1)), -(1 << (s - 1)) - 1,
+                                      (1 << (s - 1)) - 1)
+        for sign in (1, -1):
+            # V = d m + b with d m = sign 2^(31 + S) (d = -sign 2^(16+S), m = -2^15).
+            for y_off in (-1, 0, 1):
+                for dl in deltas:
+                    b = y_off * (1 << s) + dl
+                    out.append((-sign * (1 << (16 + s)), -(1 << 15), b, s, a, a, True))
+    return out
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])
+def test_requant_clamp_edges(compact):
+    """The saturation's compares exactly at their bounds, both layer kinds, every a_out."""
+    n, a, k_max = 8, 8, 64
+    w = arith.widths(n, a, k_max)
+    cases = _clamp_edges(a)
+    assert all(abs(d) < (1 << (w.d_bits - 1)) for d, *_ in cases)
+    dut = Requant(abits=a, d_bits=w.d_bits, v_bits=w.v_bits, round_bits=w.round_bits,
+                  compact=compact)
+    got = _run_rows(dut, cases)
+    want = [_golden(n, a, c) for c in cases]
+    # The cases do reach both bounds and both sides of them.
+    assert {-(1 << 31), (1 << 31) - 1, 0, 255}.issubset(set(want))
+    for case, g, wv in zip(cases, got, want):
+        assert g == wv, f"case {case}: hw {g} != golden {wv}"
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["nine-stage", "compact"])

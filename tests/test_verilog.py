@@ -201,7 +201,7 @@ def test_ecp5_target_uses_carry_cells():
 
 
 def test_ice40_target_is_the_compact_form(tmp_path):
-    """--target ice40: no register slices around the core and the four-stage requantiser
+    """--target ice40: no register slices around the core and the five-stage requantiser
     (its nine-stage form's coarse shift register is absent); plain Verilog, no cells,
     lint-clean with the documented waivers."""
     cfg = CONFIGS["serial-r3c5n4a3-w8"]

@@ -30,7 +30,7 @@ def register(sub):
                         "cells with the AND gates in their LUTs (about 40%% fewer array "
                         "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
                         "models, hw.top.cell_models); ice40: fewer logic cells at a lower "
-                        "Fmax (four-stage requantiser, no register slices), plain Verilog")
+                        "Fmax (five-stage requantiser, no register slices), plain Verilog")
     p.add_argument("--lint", action="store_true",
                    help="also run verilator --lint-only with the documented waivers "
                         "(not for the ecp5 target)")
