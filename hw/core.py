@@ -369,7 +369,12 @@ class AnyprecCore(wiring.Component):
         else:
             fifo_d = Signal(32)
             fifo_dv = Signal()
-            m.d.comb += fifo_ren.eq(~fifo_dv & fifo_q.i.ready)
+            # On iCE40 the slice has no spare, so its ``i.ready`` is combinational from the
+            # response path's ready (the transmit framer's): a read waits for an empty
+            # slice instead (a flip-flop; the iCEBreaker's critical path ran from the
+            # framer into the FIFO's read). A word every three cycles at most, against
+            # 34 per word in the bit-serial CRC behind it.
+            m.d.comb += fifo_ren.eq(~fifo_dv & (~fifo_q.o.valid if ice40 else fifo_q.i.ready))
             with m.If(fifo_ren & fifo_rdy):
                 m.d.sync += fifo_d.eq(Array(f.r_data for f in fifos)[fifo_rd])
             m.d.sync += fifo_dv.eq(fifo_ren & fifo_rdy)
