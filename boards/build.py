@@ -105,6 +105,7 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
             script_after_read="\n".join(after_read),
             script_after_synth=f"tee -q -o {name}.stat.json stat -json",
             nextpnr_opts=(f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail"
+                          + "".join(f" {o}" for o in board.pnr_opts)
                           + (f" --detailed-timing-report --write {name}.routed.json"
                              if slack else "")),
         )
@@ -371,6 +372,7 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "array_luts_per_lane": round(array_luts / cfg.rows, 1) if array_luts else None,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
         "bitstream": str(bit), "bitstream_sha256": digest,
+        "nextpnr_opts": list(board.pnr_opts),
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
     })
     if slack:

@@ -61,6 +61,11 @@ def test_board_top_elaborates(name, tmp_path):
         il = (tmp_path / name / f"{stem}.il").read_text()
         assert "EHXPLLL" in il or "SB_PLL40_PAD" in il
         assert "\\wmem" in il
+        # nextpnr runs with the seed and the board's options (ECP5: the timing weight).
+        script = (tmp_path / name / f"build_{stem}.sh").read_text()
+        pnr = next(ln for ln in script.splitlines() if "NEXTPNR" in ln and "--json" in ln)
+        assert "--seed 1 " in pnr and " ".join(board.pnr_opts) in pnr, pnr
+        assert ("--placer-heap-timingweight 30" in pnr) == (board.family == "ecp5"), pnr
     # The UART divisor matches the PLL clock within 2 %.
     assert abs(top.clock_mhz * 1e6 / top.divisor - 115200) / 115200 < 0.02
 
