@@ -91,23 +91,22 @@ def _clamp_edges(a):
     hi + 1 and lo - 1, lo, lo + 1), each reached from V = y 2^S + delta with delta at the
     rounding's edges (exactly half-way, which rounds up, and one below it), so that every
     compare of the saturation is tested at its boundary."""
+    def deltas(s):      # half-way (rounds up), one below it, the top of the interval
+        return (0,) if s == 0 else (-(1 << (s - 1)), -(1 << (s - 1)) - 1, (1 << (s - 1)) - 1)
+
     out = []
     for a_out in range(1, a + 1):               # hidden layers: lo = 0, hi = 2^a_out - 1
         for shift in (0, 1, 2, 5):
             s = shift + a - a_out
             hi = (1 << a_out) - 1
-            deltas = (0,) if s == 0 else (-(1 << (s - 1)), -(1 << (s - 1)) - 1,
-                                          (1 << (s - 1)) - 1)
             for y in (hi - 1, hi, hi + 1, -1, 0, 1):
-                for dl in deltas:
+                for dl in deltas(s):
                     out.append((0, 0, y * (1 << s) + dl, shift, a, a_out, False))
     for s in (0, 1, 2, 3):                       # logits: lo = -2^31, hi = 2^31 - 1
-        deltas = (0,) if s == 0 else (-(1 << (s - 1)), -(1 << (s - 1)) - 1,
-                                      (1 << (s - 1)) - 1)
         for sign in (1, -1):
             # V = d m + b with d m = sign 2^(31 + S) (d = -sign 2^(16+S), m = -2^15).
             for y_off in (-1, 0, 1):
-                for dl in deltas:
+                for dl in deltas(s):
                     b = y_off * (1 << s) + dl
                     out.append((-sign * (1 << (16 + s)), -(1 << 15), b, s, a, a, True))
     return out
