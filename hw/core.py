@@ -1000,6 +1000,13 @@ class AnyprecCore(wiring.Component):
         cmp_k = Signal(range(N + 1))
         cmp_layer = Signal(range(LW))
         sx = Array(Signal(wd.sx_bits, name=f"sx{b}") for b in range(2))
+        # Off iCE40, NEXT's write of the finished layer's sum goes through two
+        # enables registered in FLUSH: the buffer select decoded from the layer
+        # counter, ORed with the controller's write, in front of every sum bit was the
+        # 85F's critical path at 150 MHz (7.1 ns, seed 1).
+        sx_we = [Signal(name=f"sx{b}_we") for b in range(2)]
+        if not ice40:
+            m.d.sync += [sx_we[0].eq(0), sx_we[1].eq(0)]     # pulses, set in FLUSH
         counting = Signal()
         with m.If(counting):
             m.d.sync += cycles.eq(cycles + 1)
@@ -1104,10 +1111,25 @@ class AnyprecCore(wiring.Component):
                         m.next = "IDLE"
             with m.State("FLUSH"):
                 m.d.comb += writer.flush.eq(1)
+                if not ice40:
+                    m.d.sync += [sx_we[0].eq(rd_sel), sx_we[1].eq(~rd_sel)]
                 m.next = "NEXT"
             with m.State("NEXT"):
-                m.d.sync += [sx[~rd_sel].eq(writer.sum), cmp_l.eq(cmp_l + 1)]
+                if ice40:
+                    m.d.sync += [sx[~rd_sel].eq(writer.sum), cmp_l.eq(cmp_l + 1)]
+                else:
+                    m.d.sync += cmp_l.eq(cmp_l + 1)
                 m.next = "SEL"
+        # Off iCE40 the writes to sx go through pulse flags outside the FSMs: sx_we[b]
+        # set in FLUSH (high in NEXT; rd_sel holds until then) and d_sx set in the
+        # controller's DECIDE (high in CHECK: d_mv | d_in there).
+        d_sx = Signal()
+        if not ice40:
+            m.d.sync += d_sx.eq(0)        # a pulse, set in DECIDE
+            with m.If(sx_we[0] | d_sx):
+                m.d.sync += sx[0].eq(writer.sum)
+            with m.If(sx_we[1]):
+                m.d.sync += sx[1].eq(writer.sum)
 
         # ------------------------------------------------------------- controller
         new_m = w2[0:16]
@@ -1249,6 +1271,9 @@ class AnyprecCore(wiring.Component):
                     d_mv.eq(ok & (op_k == K[Opcode.MATVEC]) & ~pc_mv_notready),
                     d_in.eq(ok & (op_k == K[Opcode.INFER])),
                 ]
+                if not ice40:
+                    m.d.sync += d_sx.eq(ok & (((op_k == K[Opcode.MATVEC]) & ~pc_mv_notready) |
+                                              (op_k == K[Opcode.INFER])))
                 m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(pc_bad_frame):
@@ -1307,8 +1332,9 @@ class AnyprecCore(wiring.Component):
                 with m.If(d_mv):
                     m.d.sync += [cmp_infer.eq(0), cmp_layer.eq(e_layer), cmp_k.eq(w1[8:16])]
                     m.d.comb += cmp_go.eq(1)
-                with m.If(d_mv | d_in):
-                    m.d.sync += sx[0].eq(writer.sum)
+                if ice40:
+                    with m.If(d_mv | d_in):
+                        m.d.sync += sx[0].eq(writer.sum)
 
             # SET_LAYER: T*J, bounds, overlap, commit.
             with m.State("SL_MUL"):
