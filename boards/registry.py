@@ -144,20 +144,20 @@ def _cfg(rows, cols, **kw):
 
 
 #: nextpnr options of the ECP5 builds: the HeAP placer's timing weight at 30 instead of 10.
-#: The 85F's 16x16 netlist placed and routed against 150 MHz reached 141.6 to 158.5 MHz over
-#: seeds 1 to 8 (seven met), against 122.3 to 151.9 (one met) with nextpnr's defaults
-#: (docs/boards.md).
+#: The 85F's 16x16 netlist of e94762a placed and routed against 150 MHz reached 141.6 to
+#: 158.5 MHz over seeds 1 to 8 (seven met), against 122.3 to 151.9 (one met) with
+#: nextpnr's defaults (docs/boards.md).
 ECP5_PNR_OPTS = ("--placer-heap-timingweight", "30")
 
 
-def _ulx3s(size, *, luts, brams, dsps, default, notes="", target_mhz=150.0):
+def _ulx3s(size, *, luts, brams, dsps, default, notes=""):
     # The ULX3S comes with four ECP5 sizes on one PCB: same pins, clock and LEDs.
     return Board(
         name=f"ulx3s-{size.lower()}", title=f"Radiona ULX3S {size}", family="ecp5",
         device=f"LFE5U-{size}", package="CABGA381",
         platform=f"amaranth_boards.ulx3s:ULX3S_{size}_Platform",
         luts=luts, ffs=luts, brams=brams, bram_kind="DP16KD", dsps=dsps,
-        clock_resource="clk25", osc_mhz=25.0, target_mhz=target_mhz, goal_mhz=150.0,
+        clock_resource="clk25", osc_mhz=25.0, target_mhz=150.0, goal_mhz=150.0,
         uart_rx="M1", uart_tx="L4",
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
         default=default, notes=notes, pnr_opts=ECP5_PNR_OPTS,
@@ -201,9 +201,8 @@ BOARDS = {b.name: b for b in (
         programmer=("icesprog", "{bitstream}"), serial_port="/dev/ttyACM0",
     ),
     # The design clock is the one each default build (seed 1) meets: 150 MHz, the goal,
-    # but on the 85F, whose seed-1 placement against 150 MHz reaches 141.6 MHz (seven of
-    # seeds 1 to 8 meet it; docs/boards.md).
-    _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16), target_mhz=125.0),
+    # on every ECP5 board (docs/boards.md).
+    _ulx3s("85F", luts=83640, brams=208, dsps=156, default=_cfg(16, 16)),
     _ulx3s("45F", luts=43848, brams=108, dsps=72, default=_cfg(16, 16)),
     _ulx3s("25F", luts=24288, brams=56, dsps=28, default=_cfg(8, 8)),
     _ulx3s("12F", luts=12288, brams=32, dsps=28, default=_cfg(8, 8),
