@@ -1000,9 +1000,9 @@ class AnyprecCore(wiring.Component):
         cmp_k = Signal(range(N + 1))
         cmp_layer = Signal(range(LW))
         sx = Array(Signal(wd.sx_bits, name=f"sx{b}") for b in range(2))
-        # Off iCE40, NEXT's write of the finished layer's sum goes through two
-        # enables registered in FLUSH: the buffer select decoded from the layer
-        # counter, ORed with the controller's write, in front of every sum bit was the
+        # Off iCE40 the sums are written under enables registered a cycle early (below
+        # the compute FSM): the buffer select decoded from the layer counter and ORed
+        # with the controller's write, in front of every sum bit's enable, was the
         # 85F's critical path at 150 MHz (7.1 ns, seed 1).
         sx_we = [Signal(name=f"sx{b}_we") for b in range(2)]
         if not ice40:
