@@ -1115,7 +1115,7 @@ class AnyprecCore(wiring.Component):
                     m.d.sync += [sx_we[0].eq(rd_sel), sx_we[1].eq(~rd_sel)]
                 m.next = "NEXT"
             with m.State("NEXT"):
-                if ice40:
+                if ice40:   # one statement, as before: a reordering moved the iCESugar's netlist
                     m.d.sync += [sx[~rd_sel].eq(writer.sum), cmp_l.eq(cmp_l + 1)]
                 else:
                     m.d.sync += cmp_l.eq(cmp_l + 1)
@@ -1271,7 +1271,7 @@ class AnyprecCore(wiring.Component):
                     d_mv.eq(ok & (op_k == K[Opcode.MATVEC]) & ~pc_mv_notready),
                     d_in.eq(ok & (op_k == K[Opcode.INFER])),
                 ]
-                if not ice40:
+                if not ice40:   # d_mv | d_in, spelt out: sharing the terms moves the ECP5 netlist
                     m.d.sync += d_sx.eq(ok & (((op_k == K[Opcode.MATVEC]) & ~pc_mv_notready) |
                                               (op_k == K[Opcode.INFER])))
                 m.next = "CHECK"
