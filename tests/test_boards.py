@@ -173,6 +173,19 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     assert r["weight_memory"]["wmem_cells"].get("SB_SPRAM256KA", 0) >= 1
     assert r["estimated"]["brams"] <= 30 and r["estimated"]["sprams"] <= 4
     assert "[icebreaker 1/1] synthesis" in err
+    # The requantiser's two SB_MAC16s come out of synthesis as hw/requant.py configured
+    # them, every input and output registered (synth_ice40 -dsp would have reset their
+    # parameters, boards/build.py _prepare), so nextpnr's Fmax covers the paths
+    # through them.
+    macs = _cells(tmp_path / "est" / "anyprec_icebreaker.json", "SB_MAC16")
+    assert len(macs) == 2 and r["estimated"]["dsps"] == 2
+    for c in macs:
+        p = {k: int(v, 2) for k, v in c["parameters"].items()}
+        assert p["A_REG"] == p["B_REG"] == p["C_REG"] == p["D_REG"] == 1, p
+        assert p["TOPOUTPUT_SELECT"] == p["BOTOUTPUT_SELECT"] == 1, p
+        assert p["TOPADDSUB_CARRYSELECT"] == 2 and p["BOTADDSUB_UPPERINPUT"] == 1, p
+        assert not all(isinstance(b, str) for b in c["connections"]["CLK"])
+    assert _untimed(tmp_path / "est" / "anyprec_icebreaker.json") == 0
     import anyprec.boards.build as B
     with monkeypatch.context() as mp:
         mp.setattr(B, "estimate", lambda *a, **k: r)
@@ -187,6 +200,39 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
         code, out, err = _cli(capsys, "estimate", "--board", "icebreaker",
                               "-o", str(tmp_path / "est3"))
     assert code == 0 and "-> fits, 3% headroom on SPRAM (tight: place and route may" in out
+
+
+def _cells(netlist, kind):
+    net = json.loads(Path(netlist).read_text())
+    return [c for m in net["modules"].values() for c in m["cells"].values()
+            if c["type"] == kind]
+
+
+def _untimed(netlist):
+    from anyprec.boards.build import _untimed_dsps
+    return _untimed_dsps(netlist)
+
+
+def test_untimed_dsps_finds_combinational_mac16(tmp_path):
+    """The build report's ``untimed_dsps``: an SB_MAC16 as synth_ice40 -dsp infers it
+    from a plain multiply (no clock, output from the multiplier) counts; one with its
+    input and output registers does not; a missing netlist gives None."""
+    regd = {"A_REG": "1", "B_REG": "1", "C_REG": "1", "D_REG": "1",
+            "TOPOUTPUT_SELECT": "01", "BOTOUTPUT_SELECT": "01"}
+    comb = {"A_REG": "0", "B_REG": "0", "C_REG": "0", "D_REG": "0",
+            "TOPOUTPUT_SELECT": "11", "BOTOUTPUT_SELECT": "11"}
+
+    def cell(params, clk):
+        return {"type": "SB_MAC16", "parameters": params,
+                "connections": {"CLK": clk, "A": [5], "B": [6], "C": ["0"], "D": [7]}}
+    net = {"modules": {"top": {"cells": {"a": cell(regd, [2]), "b": cell(comb, ["0"]),
+                                         "c": cell(dict(regd, D_REG="0"), [2]),
+                                         "d": cell(dict(regd, C_REG="0"), [2])}}}}
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps(net))
+    # b: combinational; c: D not registered; d: C unregistered but constant (fine)
+    assert _untimed(path) == 2
+    assert _untimed(tmp_path / "missing.json") is None
 
 
 def _build(tmp_path, board, seed, sub):
@@ -216,6 +262,7 @@ def test_icebreaker_build(tmp_path):
     assert r["luts"] <= r["luts_total"] == 5280, r["luts"]
     assert r["timing_met"], f"Fmax {r['fmax_mhz']} MHz < {r['target_mhz']} MHz"
     assert r["config"]["layers"] == 1
+    assert r["dsps"] == 2 and r["untimed_dsps"] == 0
     assert Path(r["bitstream"]).stat().st_size > 1000
     assert len(r["bitstream_sha256"]) == 64
 

@@ -124,3 +124,13 @@ def test_verilog_command_lints(tmp_path):
                  "m_axis_tdata", "m_axis_tvalid", "m_axis_tready", "m_axis_tlast"):
         assert port in text
     assert "clean" in r.stdout
+
+
+def test_verilog_command_lints_ice40_with_its_cell_model(tmp_path):
+    """--target ice40 instantiates SB_MAC16 cells: --lint reads yosys' model beside the
+    Verilog (without it Verilator stops at the unknown module)."""
+    out = tmp_path / "top.v"
+    r = run("verilog", "--rows", "2", "--cols", "4", "--target", "ice40", "-o", str(out),
+            "--lint")
+    assert r.returncode == 0, r.stderr
+    assert "SB_MAC16 #(" in out.read_text() and "clean" in r.stdout

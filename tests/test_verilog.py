@@ -201,16 +201,24 @@ def test_ecp5_target_uses_carry_cells():
 
 
 def test_ice40_target_is_the_compact_form(tmp_path):
-    """--target ice40: no register slices around the core and the five-stage requantiser
-    (its nine-stage form's coarse shift register is absent); plain Verilog, no cells,
-    lint-clean with the documented waivers."""
+    """--target ice40: no register slices around the core and the six-stage requantiser
+    (its nine-stage form's coarse shift register is absent), its multiplies as SB_MAC16
+    cells with every register on (two per requantiser: ds is 16 bits or more); no other
+    cells; with the SB_MAC16 model beside it, lint-clean with the documented waivers."""
     cfg = CONFIGS["serial-r3c5n4a3-w8"]
     generic, ice40 = generate_verilog(cfg), generate_verilog(cfg, target="ice40")
     for name in ("skid_in", "skid_out", "coarse"):
         assert name in generic and name not in ice40, name
-    assert cell_models("ice40") == "" and "CCU2C" not in ice40
+    assert ice40.count("SB_MAC16 #(") == 2 and "SB_MAC16" not in generic
+    for reg in ("A_REG", "B_REG", "C_REG", "D_REG"):
+        assert ice40.count(f".{reg}(1'h1)") == 2, reg
+    for out in ("TOPOUTPUT_SELECT", "BOTOUTPUT_SELECT"):
+        assert ice40.count(f".{out}(2'h1)") == 2, out     # the output registers
+    assert "CCU2C" not in ice40
+    models = cell_models("ice40")
+    assert "module SB_MAC16" in models and "endspecify" not in models
     path = tmp_path / "ice40.v"
-    path.write_text(ice40)
+    path.write_text(models + ice40)
     code, log = _lint(path, VERILATOR_WAIVERS)
     assert code == 0, log[-2000:]
 

@@ -171,6 +171,10 @@ def _summary(r, board):
     if r.get("slack"):
         from ...boards.slack import slack_table
         print("  " + slack_table(r["slack"]).replace("\n", "\n  "))
+    if r.get("untimed_dsps"):
+        print(f"  warning: {r['untimed_dsps']} SB_MAC16 cell(s) with a combinational path "
+              "through them, which nextpnr does not time: the Fmax above leaves those "
+              "paths out", file=sys.stderr)
     if not r["timing_met"]:
         print(f"  warning: the design may not work at {r['target_mhz']:g} MHz; rebuild with "
               f"--clock {int(r['fmax_mhz'] or 1)} or a smaller array", file=sys.stderr)

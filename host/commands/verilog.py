@@ -30,21 +30,31 @@ def register(sub):
                         "cells with the AND gates in their LUTs (about 40%% fewer array "
                         "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
                         "models, hw.top.cell_models); ice40: fewer logic cells at a lower "
-                        "Fmax (five-stage requantiser, no register slices), plain Verilog")
+                        "Fmax (six-stage requantiser with its multiplies in SB_MAC16 "
+                        "cells, no register slices; simulating it needs yosys' SB_MAC16 "
+                        "model, hw.top.cell_models)")
     p.add_argument("--lint", action="store_true",
                    help="also run verilator --lint-only with the documented waivers "
-                        "(not for the ecp5 target)")
+                        "(ice40: with the SB_MAC16 model; not for the ecp5 target)")
     p.set_defaults(func=run)
 
 
-def lint(path, name):
-    """verilator --lint-only with the documented waivers; raises AnyprecError on findings."""
+def lint(path, name, target="generic"):
+    """verilator --lint-only with the documented waivers (and the target's cell models);
+    raises AnyprecError on findings."""
     import subprocess
-    from ...hw.top import VERILATOR_WAIVERS
+    import tempfile
+    from ...hw.top import VERILATOR_WAIVERS, cell_models
     from ...sim.tools import resolve_sim
     resolve_sim("verilator")
-    r = subprocess.run(["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module", name,
-                        str(path)], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [str(path)]
+        models = cell_models(target)
+        if models:
+            files.insert(0, str(Path(tmp) / "cells.v"))
+            Path(files[0]).write_text(models)
+        r = subprocess.run(["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module",
+                            name, *files], capture_output=True, text=True)
     if r.returncode != 0:
         first = next((l for l in r.stderr.splitlines() if l.startswith("%")), r.stderr[:200])
         raise AnyprecError(f"verilator lint failed: {first}")
@@ -77,6 +87,6 @@ def run(args):
     print(f"  widths: accumulator {w.acc_bits} b, D {w.d_bits} b, requant V {w.v_bits} b; "
           f"weight memory {cfg.depth_words} x {cfg.word_bits} b")
     if args.lint:
-        lint(out, args.name)
+        lint(out, args.name, args.target)
         print("  verilator --lint-only: clean (waivers: see hw/top.py VERILATOR_WAIVERS)")
     return 0
