@@ -67,4 +67,8 @@ def run(args):
     wm = r["weight_memory"]
     print(f"  weight memory: {'block RAM' if wm['in_block_ram'] else 'NOT in block RAM'} "
           f"({wm['detail']})")
+    if r.get("untimed_dsps"):
+        print(f"  note: {r['untimed_dsps']} SB_MAC16 cell(s) with a combinational path "
+              "through them, which nextpnr does not time (its Fmax will leave those "
+              "paths out)")
     return 0
