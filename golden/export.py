@@ -232,22 +232,31 @@ def load_model(path, expect_n=None):
                              "not an .npz archive)")
     if not magic.startswith(b"PK"):
         raise ModelFileError(f"{path}: not an anyprec model file (not an .npz/zip archive)")
+    # The file is opened here, not by np.load: np.load leaves its own file open when the
+    # archive cannot be read (a truncated file).
     try:
-        z = np.load(path, allow_pickle=False)
-    except Exception as e:  # numpy raises many types (ValueError, OSError, BadZipFile...)
-        why = str(e).splitlines()[0] if str(e) else "unreadable"
-        raise ModelFileError(f"{path}: corrupt model file (cannot open the .npz archive, "
-                             f"truncated or damaged? {type(e).__name__}: {why})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):  # unreachable after the magic check
-        raise ModelFileError(f"{path}: not an anyprec model file (not an .npz archive)")
-    try:
-        with z:
-            return _read(z, path, expect_n)
-    except ModelFileError:
-        raise
-    except Exception as e:  # a corrupt member (bad CRC, truncated data, pickled object...)
-        raise ModelFileError(f"{path}: corrupt model file ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+        fh = open(path, "rb")
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the model file ({e.strerror})") from None
+    with fh:
+        try:
+            z = np.load(fh, allow_pickle=False)
+        except Exception as e:  # numpy raises many types (ValueError, OSError, BadZipFile...)
+            why = str(e).splitlines()[0] if str(e) else "unreadable"
+            raise ModelFileError(f"{path}: corrupt model file (cannot open the .npz "
+                                 f"archive, truncated or damaged? {type(e).__name__}: "
+                                 f"{why})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):  # unreachable after the magic check
+            raise ModelFileError(f"{path}: not an anyprec model file (not an .npz archive)")
+        try:
+            with z:
+                return _read(z, path, expect_n)
+        except ModelFileError:
+            raise
+        except Exception as e:  # a corrupt member (bad CRC, truncated data, pickled object)
+            raise ModelFileError(f"{path}: corrupt model file ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else 'unreadable'})"
+                                 ) from None
 
 
 def _read(z, path, expect_n):

@@ -40,16 +40,19 @@ def load_array(path, what):
         raise AnyprecError(f"{what} file {p} does not exist")
     if p.is_dir():
         raise AnyprecError(f"{what} file {p} is a directory")
+    # Opened here, not by np.load, which leaves its own file open when a damaged .npz
+    # cannot be read.
     try:
-        arr = np.load(p, allow_pickle=False)
+        with open(p, "rb") as fh:
+            arr = np.load(fh, allow_pickle=False)
+            if isinstance(arr, np.lib.npyio.NpzFile):
+                arr.close()
+                raise AnyprecError(f"{what} file {p} is an .npz archive; give one .npy array")
     except ValueError as e:
         raise AnyprecError(f"{what} file {p} is not a plain .npy array ({e})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
         # BadZipFile: a damaged or truncated .npz (its zip magic makes np.load open it).
         raise AnyprecError(f"{what} file {p} is not a readable .npy file ({e})") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):
-        arr.close()
-        raise AnyprecError(f"{what} file {p} is an .npz archive; give one .npy array")
     return arr
 
 
