@@ -1035,7 +1035,9 @@ class AnyprecCore(wiring.Component):
         q_r = Signal.like(eng.q)
         # The correction term (2^k - 1) * sum(x) in three registered steps (SEL: the sum
         # by buffer, SETUP: the shift, CORR: the subtraction; the three in one cycle were
-        # the 85F's critical path, 8.9 ns at a 150 MHz constraint). On iCE40 in one.
+        # the 85F's critical path, 8.9 ns at a 150 MHz constraint). On iCE40 in two (the
+        # shift and subtraction in SETUP; the three in one were both UP5K boards'
+        # critical path, 30.3 ns).
         src_sx_r = Signal(wd.sx_bits)
         q_sh = Signal.like(eng.q)
         hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
@@ -1078,15 +1080,13 @@ class AnyprecCore(wiring.Component):
                     m.next = "SEL"
             with m.State("SEL"):
                 m.d.sync += [cur_r.eq(cur), nxt_r.eq(nxt), cur_k_r.eq(cur_k),
-                             last_r.eq(last_layer)]
-                if not ice40:
-                    m.d.sync += src_sx_r.eq(src_sx)
+                             last_r.eq(last_layer), src_sx_r.eq(src_sx)]
                 m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
                              saddr.eq(cur_r * N + cur_k_r - 1)]
-                if ice40:       # in one step (logic cells)
-                    m.d.sync += q_r.eq((src_sx << cur_k_r) - src_sx)
+                if ice40:       # shift and subtraction in one step (logic cells)
+                    m.d.sync += q_r.eq((src_sx_r << cur_k_r) - src_sx_r)
                     m.next = "START"
                 else:
                     m.d.sync += q_sh.eq(src_sx_r << cur_k_r)
