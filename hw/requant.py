@@ -343,7 +343,18 @@ class Requant(wiring.Component):
         r = Signal(signed(self._round_bits - 1))
         v4 = Signal()
         m.d.sync += [r.eq((t + 1) >> 1), v4.eq(v3)]
+        # Stage 5 without compares: hi is 2^j - 1 (j = a_out, or 31 for the last layer)
+        # and lo is 0 or -2^31, so r > hi exactly when r is not negative and has a bit
+        # set above the j ones of hi, and r < lo exactly when r is negative and, for the
+        # last layer, its bits from 31 up are not all ones. An OR tree instead of two
+        # carry chains of r's width (the UP5K boards' critical path, 31.4 ns).
+        neg = r[-1]
+        w = len(r) - 1
+        k = min(w, len(hi))
+        above = Cat(r[:k] & ~hi[:k], r[k:w]).any()
+        gt = ~neg & above
+        lt = neg & (~self.final | ~r[31:].all())
         m.d.sync += [
-            self.o_value.eq(Mux(r > hi, hi, Mux(r < lo, lo, r))),
+            self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
             self.o_valid.eq(v4),
         ]
