@@ -353,7 +353,7 @@ class Requant(wiring.Component):
         k = min(w, len(hi))
         above = Cat(r[:k] & ~hi[:k], r[k:w]).any()
         gt = ~neg & above
-        lt = neg & (~self.final | ~r[31:].all())
+        lt = neg & (~lo[-1] | ~r[31:].all())      # lo[-1]: the last layer's lo, -2^31
         m.d.sync += [
             self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
             self.o_valid.eq(v4),
