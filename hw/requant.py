@@ -305,7 +305,7 @@ class Requant(wiring.Component):
         n = max(2, -(-len(ds_next) // 16))
         dsx = Signal(signed(16 * n))
         m.d.comb += dsx.eq(ds_next)
-        b_part = [self.b[:16].as_unsigned(), self.b[16:32].as_signed()] + [None] * n
+        b_part = [self.b[:16].as_unsigned(), self.b[16:32].as_signed()] + [0] * (n - 2)
         prods = []
         v1 = Signal()
         v0 = Signal()
@@ -317,14 +317,12 @@ class Requant(wiring.Component):
             p = Signal(signed(32), name=f"p{i}", reset_less=True)
             if ice40:
                 m.submodules[f"mac{i}"] = _Mac16(a=chunk, a_signed=top, b=self.m,
-                                                 c=0 if b_part[i] is None else b_part[i],
-                                                 p=p)
+                                                 c=b_part[i], p=p)
             else:
                 a_r = Signal(signed(16) if top else 16, name=f"a{i}", reset_less=True)
                 b_r = Signal.like(self.m, name=f"m{i}", reset_less=True)
                 c_r = Signal(signed(17), name=f"c{i}", reset_less=True)
-                m.d.sync += [a_r.eq(chunk), b_r.eq(self.m),
-                             c_r.eq(0 if b_part[i] is None else b_part[i])]
+                m.d.sync += [a_r.eq(chunk), b_r.eq(self.m), c_r.eq(b_part[i])]
                 m.d.sync += p.eq(a_r * b_r + c_r)
             prods.append(p)
         v = Signal(signed(self._v_bits))

