@@ -310,11 +310,14 @@ def _array_luts(netlist_path):
     return n or None
 
 
-def _untimed_dsps(netlist_path):
+def _untimed_dsps(netlist_path, family="ice40"):
     """iCE40 SB_MAC16 cells with a combinational path through them (an input or an output
     not registered inside the cell, or no clock). nextpnr-ice40 times every SB_MAC16 port
     as a register port whatever the configuration, so a path through such a cell is
-    missing from its Fmax. The design registers its own (hw/requant.py ``_Mac16``)."""
+    missing from its Fmax. The design registers its own (hw/requant.py ``_Mac16``).
+    0 off iCE40: nextpnr-ecp5 times MULT18X18D in each register configuration."""
+    if family != "ice40":
+        return 0
     try:
         with open(netlist_path) as f:
             net = json.load(f)
@@ -429,9 +432,7 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         # A lane is one output row: C cells and its adder tree and accumulator.
         "array_luts_per_lane": round(array_luts / cfg.rows, 1) if array_luts else None,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
-        # (ECP5: nextpnr-ecp5 times MULT18X18D in each register configuration.)
-        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json") if board.family == "ice40"
-        else 0,
+        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json", board.family),
         "bitstream": str(bit), "bitstream_sha256": digest,
         "nextpnr_opts": list(board.pnr_opts),
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
@@ -482,9 +483,7 @@ def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None)
         "fits": fits, "headroom": round(1.0 - util[worst], 4), "limiting": worst,
         "within_headroom_limit": util[worst] <= HEADROOM_LIMIT,
         "weight_memory": bram_check(outdir / f"{name}.json", board),
-        # (ECP5: nextpnr-ecp5 times MULT18X18D in each register configuration.)
-        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json") if board.family == "ice40"
-        else 0,
+        "untimed_dsps": _untimed_dsps(outdir / f"{name}.json", board.family),
         "cells": cells, "seconds": round(time.monotonic() - t_all, 2),
     })
     return report

@@ -185,7 +185,6 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
         assert p["TOPOUTPUT_SELECT"] == p["BOTOUTPUT_SELECT"] == 1, p
         assert p["TOPADDSUB_CARRYSELECT"] == 2 and p["BOTADDSUB_UPPERINPUT"] == 1, p
         assert not all(isinstance(b, str) for b in c["connections"]["CLK"])
-    assert _untimed(tmp_path / "est" / "anyprec_icebreaker.json") == 0
     import anyprec.boards.build as B
     with monkeypatch.context() as mp:
         mp.setattr(B, "estimate", lambda *a, **k: r)
@@ -208,15 +207,11 @@ def _cells(netlist, kind):
             if c["type"] == kind]
 
 
-def _untimed(netlist):
-    from anyprec.boards.build import _untimed_dsps
-    return _untimed_dsps(netlist)
-
-
 def test_untimed_dsps_finds_combinational_mac16(tmp_path):
     """The build report's ``untimed_dsps``: an SB_MAC16 as synth_ice40 -dsp infers it
     from a plain multiply (no clock, output from the multiplier) counts; one with its
-    input and output registers does not; a missing netlist gives None."""
+    input and output registers does not; a missing netlist gives None; off iCE40, 0."""
+    from anyprec.boards.build import _untimed_dsps
     regd = {"A_REG": "1", "B_REG": "1", "C_REG": "1", "D_REG": "1",
             "TOPOUTPUT_SELECT": "01", "BOTOUTPUT_SELECT": "01"}
     comb = {"A_REG": "0", "B_REG": "0", "C_REG": "0", "D_REG": "0",
@@ -231,8 +226,8 @@ def test_untimed_dsps_finds_combinational_mac16(tmp_path):
     path = tmp_path / "n.json"
     path.write_text(json.dumps(net))
     # b: combinational; c: D not registered; d: C unregistered but constant (fine)
-    assert _untimed(path) == 2
-    assert _untimed(tmp_path / "missing.json") is None
+    assert _untimed_dsps(path) == 2 and _untimed_dsps(path, "ecp5") == 0
+    assert _untimed_dsps(tmp_path / "missing.json") is None
 
 
 def _build(tmp_path, board, seed, sub):

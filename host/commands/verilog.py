@@ -45,16 +45,13 @@ def lint(path, name, target="generic"):
     import subprocess
     import tempfile
     from ...hw.top import VERILATOR_WAIVERS, cell_models
+    from ...sim.runner import _cell_sources
     from ...sim.tools import resolve_sim
     resolve_sim("verilator")
     with tempfile.TemporaryDirectory() as tmp:
-        files = [str(path)]
-        models = cell_models(target)
-        if models:
-            files.insert(0, str(Path(tmp) / "cells.v"))
-            Path(files[0]).write_text(models)
+        files = [*_cell_sources(Path(tmp), cell_models(target)), path]
         r = subprocess.run(["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module",
-                            name, *files], capture_output=True, text=True)
+                            name, *map(str, files)], capture_output=True, text=True)
     if r.returncode != 0:
         first = next((l for l in r.stderr.splitlines() if l.startswith("%")), r.stderr[:200])
         raise AnyprecError(f"verilator lint failed: {first}")
