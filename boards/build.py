@@ -362,8 +362,8 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
     ``progress(step_index, n_steps, name, state, seconds)`` is called with state
     ``"start"`` and ``"done"`` for every step. ``bench=True`` (performance sweeps):
     without ``target_mhz``, constrain the clock at the board's Fmax goal instead of its
-    default design clock, so nextpnr's reported Fmax is its best effort. ``slack=True``
-    (ECP5): also list every register input that misses the clock, grouped by register
+    default design clock, so nextpnr's reported Fmax is its best effort. ``slack=True``:
+    also list every register input that misses the clock, grouped by register
     (``boards.slack``), into the report's ``slack`` and ``<name>.slack.json``.
     """
     board = get_board(board) if isinstance(board, str) else board
@@ -374,9 +374,6 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         raise BuildError(f"{board.name}: the vendor tools are closed, anyprec cannot build "
                          f"its bitstream; use 'anyprec build --board {board.name}' to export "
                          "Verilog and constraints")
-    if slack and board.family != "ecp5":
-        raise BuildError(f"{board.name}: --slack reads nextpnr-ecp5's netlist; it is "
-                         "available for the ECP5 boards only")
     t_all = time.monotonic()
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or default_outdir(board.name)).resolve()

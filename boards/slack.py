@@ -1,4 +1,5 @@
-"""Where an ECP5 build misses its clock: every failing endpoint, grouped by register.
+"""Where an ECP5 or iCE40 build misses its clock: every failing endpoint, grouped by
+register.
 
 nextpnr reports one critical path per clock. Lifting Fmax needs the whole picture: how
 many endpoints miss the period and which registers they start and end at. With
@@ -18,8 +19,15 @@ from ..golden.errors import AnyprecError
 
 __all__ = ["endpoint_slack", "group_name", "slack_table", "SlackError"]
 
-#: Cells whose outputs start a timing path (and whose inputs end one).
-_SEQUENTIAL = ("TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO", "EHXPLLL", "DCCA")
+#: Cells whose outputs start a timing path (and whose inputs end one). iCE40 logic cells
+#: (ICESTORM_LC) are sequential when their flip-flop is on (``DFF_ENABLE``).
+_SEQUENTIAL = ("TRELLIS_FF", "DP16KD", "MULT18X18D", "TRELLIS_IO", "EHXPLLL", "DCCA",
+               "ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP", "ICESTORM_PLL", "SB_IO",
+               "SB_GB")
+
+#: iCE40 register inputs: block RAM, SPRAM and SB_MAC16 (nextpnr times every SB_MAC16
+#: port as a register port).
+_ICE40_ENDPOINTS = ("ICESTORM_RAM", "ICESTORM_SPRAM", "ICESTORM_DSP")
 
 
 class SlackError(AnyprecError, ValueError):
@@ -29,8 +37,8 @@ class SlackError(AnyprecError, ValueError):
 def group_name(name):
     """A register's group: its signal name without yosys' mapping suffixes and bit index
     (``core.fifo_d_TRELLIS_FF_Q_12`` -> ``core.fifo_d``)."""
-    name = re.sub(r"_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|MULT18X18D|DPR16X4).*$", "",
-                  name)
+    name = re.sub(r"_(SB_|ICESTORM_|TRELLIS|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|MULT18X18D|"
+                  r"DPR16X4).*$", "", name)
     name = re.sub(r"\$.*$", "", name)
     return re.sub(r"(_\d+)+$", "", name) or "(unnamed)"
 
@@ -47,9 +55,19 @@ def _load(path, what):
 #: (read off its critical-path reports; the other flip-flop pins have none).
 _SETUP_NS = {"LSR": 0.424}
 
+#: nextpnr 0.11's iCE40 UP5K model: a logic cell's flip-flop fed through its LUT needs the
+#: LUT's delay from that input less 0.05 ns (I0 1.284, I1 and I2 1.231, I3 0.874 ns);
+#: every other register input (CEN, SR, block RAM, SPRAM, SB_MAC16) 0.1 ns.
+_ICE40_SETUP_NS = {"I0": 1.234, "I1": 1.181, "I2": 1.181, "I3": 0.824}
+
+
+def _is_dff(cell):
+    return cell["type"] == "ICESTORM_LC" and \
+        str(cell.get("parameters", {}).get("DFF_ENABLE", "0")).lstrip("0") == "1"
+
 
 def endpoint_slack(netlist, report, clock_mhz, *, top=25):
-    """Failing endpoints of a routed ECP5 design at ``clock_mhz``.
+    """Failing endpoints of a routed ECP5 or iCE40 design at ``clock_mhz``.
 
     Parameters
     ----------
@@ -77,19 +95,38 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
     if "top" not in modules:
         raise SlackError(f"{netlist}: no module 'top' (not a nextpnr --write netlist)")
     cells = modules["top"].get("cells", {})
-    timings = _load(report, "timing report").get("detailed_net_timings")
+    rep = _load(report, "timing report")
+    timings = rep.get("detailed_net_timings")
     if timings is None:
         raise SlackError(f"{report}: no detailed_net_timings (nextpnr needs "
                          "--detailed-timing-report)")
+    ice40 = any(c.get("type", "").startswith("ICESTORM_") for c in cells.values())
     arrival = {}
     for net in timings:
         for e in net.get("endpoints", []):
             key = (e["cell"], e["port"])
             # The detailed report gives the arrival at the pin; add the pin's setup time
-            # where nextpnr's ECP5 model has one (a flip-flop's LSR: its critical-path
-            # reports end "setup 0.424" there, and 0 at DI, M and CE).
-            t = float(e["delay"][-1]) + _SETUP_NS.get(e["port"], 0.0)
+            # where nextpnr's model has one (ECP5: a flip-flop's LSR, its critical-path
+            # reports end "setup 0.424" there, and 0 at DI, M and CE; iCE40: above).
+            setup = (_ICE40_SETUP_NS.get(e["port"], 0.1) if ice40
+                     else _SETUP_NS.get(e["port"], 0.0))
+            t = float(e["delay"][-1]) + setup
             arrival[key] = max(arrival.get(key, 0.0), t)
+    # The detailed report's arrivals count from the clock's source, so they include the
+    # clock network's delay to the launching register (0.93 ns on the UP5K); nextpnr's
+    # critical path does not (it takes the capturing register's off too). The same pin's
+    # two times give that offset, taken off every arrival.
+    offset = 0.0
+    for cp in rep.get("critical_paths", []):
+        if "<async>" in (cp.get("from"), cp.get("to")):
+            continue                        # from or to a pin: no clock at one end
+        seg = (cp.get("path") or [None])[-1]
+        key = seg and (seg["to"]["cell"], seg["to"]["port"])
+        if key in arrival:
+            total = sum(float(x["delay"]) for x in cp["path"])
+            offset = max(offset, arrival[key] - total)
+    if offset > 0:
+        arrival = {k: a - offset for k, a in arrival.items()}
     drivers = {}
     for cn, c in cells.items():
         for p, bits in c["connections"].items():
@@ -105,10 +142,10 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
                 return "(constant)"
             d = drivers[bits[0]]
             c = cells[d]
-            if c["type"] in _SEQUENTIAL:
+            if c["type"] in _SEQUENTIAL or _is_dff(c):
                 return d
             ins = [(arrival.get((d, p), -1.0), p) for p, v in c["connections"].items()
-                   if c["port_directions"].get(p) == "input"
+                   if c["port_directions"].get(p) == "input" and p != "CLK"
                    and any(isinstance(b, int) for b in v)]
             if not ins:
                 return d
@@ -119,6 +156,10 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
         t = cell["type"]
         if t in ("TRELLIS_FF", "DP16KD", "MULT18X18D"):
             return True
+        if t in _ICE40_ENDPOINTS:
+            return port not in ("CLK", "CLOCK", "RCLK", "WCLK")
+        if t == "ICESTORM_LC":
+            return _is_dff(cell) and port not in ("CLK", "CIN")
         # distributed RAM: its write port is synchronous
         return t == "TRELLIS_COMB" and cell.get("parameters", {}).get("MODE") == "DPRAM" \
             and port.startswith("W")
@@ -135,7 +176,8 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
     groups = [{"endpoint": k[0], "source": k[1], "count": n, "worst_ns": round(worst[k], 3)}
               for k, n in sorted(count.items(), key=lambda kv: (-kv[1], -worst[kv[0]]))[:top]]
     return {"period_ns": round(period, 3), "endpoints": len(eps), "failing": len(failing),
-            "worst_ns": round(max((e[0] for e in eps), default=0.0), 3), "groups": groups}
+            "worst_ns": round(max((e[0] for e in eps), default=0.0), 3),
+            "clock_offset_ns": round(offset, 3), "groups": groups}
 
 
 def slack_table(result):

@@ -39,7 +39,7 @@ def register(sub):
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when timing is not met")
     p.add_argument("--slack", action="store_true",
-                   help="ECP5: list every register input that misses the clock, grouped by "
+                   help="list every register input that misses the clock, grouped by "
                         "register (report 'slack', <name>.slack.json)")
     p.set_defaults(func=run)
 
@@ -90,6 +90,9 @@ def run(args):
         names = [n for n in names if BOARDS[n].fits]
     reports, failures = [], []
     failed_timing = False
+    if args.slack and len(names) == 1 and not BOARDS[names[0]].bitstream:
+        raise B.BuildError(f"{names[0]}: --slack reads nextpnr's timing; this board exports "
+                           "Verilog only (no place and route here)")
     for name in names:
         a = _Args(args, board=name)
         board, cfg = board_and_config(a)
@@ -102,8 +105,7 @@ def run(args):
                 rep = B.build(board, cfg, seed=args.seed, toolchain=args.toolchain,
                               outdir=outdir, target_mhz=args.clock, baud=baud,
                               progress=_progress(args.json, board.name),
-                              slack=args.slack and (len(names) == 1 or
-                                                    board.family == "ecp5"))
+                              slack=args.slack)
                 failed_timing |= not rep["timing_met"]
         except AnyprecError as e:
             if len(names) == 1:
