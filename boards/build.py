@@ -108,11 +108,13 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
             after_read += [f"read_verilog <<EOT\n{mac16_stub()}EOT",
                            f"chtype -set {MAC16_ALIAS} t:SB_MAC16"]
             after_synth += [f"chtype -set SB_MAC16 t:{MAC16_ALIAS}"]
-        else:
-            # The controller's state machines one-hot (yosys fsm recodes them): a state
-            # test is then one flip-flop, not a decode of the binary state in front of
-            # every register it enables (Fmax).
-            after_read += ['setattr -set fsm_encoding "one-hot" w:*_state']
+            if board.synth_wire_ps:
+                after_read += [f"scratchpad -set synth_ice40.abc9.W {board.synth_wire_ps}"]
+        # The controller's state machines one-hot (yosys fsm recodes them): a state test
+        # is then one flip-flop, not a decode of the binary state in front of every
+        # register it enables (Fmax; on the UP5K a third fewer late register inputs at
+        # 50 MHz, docs/boards.md).
+        after_read += ['setattr -set fsm_encoding "one-hot" w:*_state']
         opts = list(board.synth_opts)
         if not cfg.use_dsp:
             # LUT-only multipliers (the bit-parallel baseline at equal LUTs, issue 7),
@@ -431,6 +433,7 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "weight_memory": bram_check(outdir / f"{name}.json", board),
         "untimed_dsps": _untimed_dsps(outdir / f"{name}.json", board.family),
         "bitstream": str(bit), "bitstream_sha256": digest,
+        "synth_opts": list(board.synth_opts), "synth_wire_ps": board.synth_wire_ps or None,
         "nextpnr_opts": list(board.pnr_opts),
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
     })

@@ -60,7 +60,11 @@ class Board:
         (measured); ``anyprec build --board all`` skips such a board.
     notes : str
     synth_opts : tuple
-        Extra ``synth_*`` options for yosys.
+        Extra ``synth_*`` options for yosys (the build report lists them as
+        ``synth_opts``).
+    synth_wire_ps : int
+        iCE40: the wire delay (ps) abc9 assumes between LUTs when it maps logic for delay
+        (yosys' ``synth_ice40.abc9.W``; 0 keeps yosys' default for the device).
     pnr_opts : tuple
         Extra nextpnr options (the build report lists them as ``nextpnr_opts``).
     programmer : tuple
@@ -98,6 +102,7 @@ class Board:
     extra_resources: str = ""
     notes: str = ""
     synth_opts: tuple = field(default=())
+    synth_wire_ps: int = 0
     pnr_opts: tuple = field(default=())
     programmer: tuple = field(default=())
     programmer_flash: tuple = field(default=())
@@ -128,6 +133,8 @@ class Board:
             "default_config": self.default.to_dict(),
             "holds_digits_mlp": self.holds_digits,
             "notes": self.notes,
+            "synth_opts": " ".join(self.synth_opts),
+            "synth_wire_ps": self.synth_wire_ps or None,
             "nextpnr_opts": " ".join(self.pnr_opts),
             "programmer": " ".join(self.programmer),
             "serial_port": self.serial_port,
@@ -173,7 +180,13 @@ def _up5k(**kw):
         family="ice40", device="iCE40UP5K", package="SG48",
         luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
         clock_resource="clk12", osc_mhz=12.0, target_mhz=24.0, goal_mhz=50.0,
-        default=_cfg(1, 4, layers=1), synth_opts=("-dsp", "-spram"), **kw)
+        default=_cfg(1, 4, layers=1),
+        # The UltraPlus timing model ("-device u"; yosys' default is the HX's), and abc9
+        # mapping for depth against 2.5 ns between LUTs instead of the 0.75 ns that
+        # model assumes: the UP5K's routing takes 1.8 to 4 ns a hop at this fill.
+        # Seeds 1 to 4 at a 50 MHz constraint: 38.9 MHz on average against 36.6
+        # (docs/boards.md).
+        synth_opts=("-device", "u", "-dsp", "-spram"), synth_wire_ps=2500, **kw)
 
 
 BOARDS = {b.name: b for b in (
@@ -184,8 +197,8 @@ BOARDS = {b.name: b for b in (
         leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
         extra_resources="break_off_pmod",
         notes="One layer slot: a 1x4 array in iCE40 form (six-stage requantiser, "
-              "bit-serial CRCs, no register slices) takes 5,031 of the 5,280 logic cells "
-              "and meets 24 MHz; three slots (the digits MLP) need 5,748 (108%, "
+              "bit-serial CRCs, no register slices) takes 5,009 of the 5,280 logic cells "
+              "and meets 24 MHz; three slots (the digits MLP) need 5,842 (110%, "
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "
               "snap-off PMOD.",
         # The FTDI's first channel writes the flash, the second is the UART.

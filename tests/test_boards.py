@@ -173,6 +173,10 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     assert r["weight_memory"]["wmem_cells"].get("SB_SPRAM256KA", 0) >= 1
     assert r["estimated"]["brams"] <= 30 and r["estimated"]["sprams"] <= 4
     assert "[icebreaker 1/1] synthesis" in err
+    # abc9 maps for the UltraPlus's delays and against its routing (boards/registry.py)
+    ys = (tmp_path / "est" / "anyprec_icebreaker.ys").read_text()
+    assert "scratchpad -set synth_ice40.abc9.W 2500\n" in ys
+    assert re.search(r"^synth_ice40 -device u -dsp -spram\b", ys, re.M), ys
     # The requantiser's two SB_MAC16s come out of synthesis as hw/requant.py configured
     # them, every input and output registered (synth_ice40 -dsp would have reset their
     # parameters, boards/build.py _prepare), so nextpnr's Fmax covers the paths
@@ -258,6 +262,7 @@ def test_icebreaker_build(tmp_path):
     assert r["timing_met"], f"Fmax {r['fmax_mhz']} MHz < {r['target_mhz']} MHz"
     assert r["config"]["layers"] == 1
     assert r["dsps"] == 2 and r["untimed_dsps"] == 0
+    assert r["synth_opts"][:2] == ["-device", "u"] and r["synth_wire_ps"] == 2500
     assert Path(r["bitstream"]).stat().st_size > 1000
     assert len(r["bitstream_sha256"]) == 64
 
