@@ -184,8 +184,9 @@ def _up5k(**kw):
         # The UltraPlus timing model ("-device u"; yosys' default is the HX's), and abc9
         # mapping for depth against 2.5 ns between LUTs instead of the 0.75 ns that
         # model assumes: the UP5K's routing takes 1.8 to 4 ns a hop at this fill.
-        # Seeds 1 to 4 at a 50 MHz constraint: 38.9 MHz on average against 36.6
-        # (docs/boards.md).
+        # With the state machines one-hot (boards/build.py), seeds 1 to 4 at a 50 MHz
+        # constraint: 38.4 MHz on average against 36.6, and 400 late register inputs
+        # against 582 (docs/boards.md).
         synth_opts=("-device", "u", "-dsp", "-spram"), synth_wire_ps=2500, **kw)
 
 

@@ -84,9 +84,10 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
     -------
     dict
         ``period_ns``, ``endpoints`` (register inputs timed), ``failing`` (arriving
-        after the period, setup time included), ``worst_ns`` (latest arrival), and ``groups``: the ``top``
-        largest (endpoint group, source group) pairs, each with ``count`` and
-        ``worst_ns``, most endpoints first.
+        after the period, setup time included), ``worst_ns`` (latest arrival),
+        ``clock_offset_ns`` (the clock network's delay taken off the detailed report's
+        arrivals, below), and ``groups``: the ``top`` largest (endpoint group, source
+        group) pairs, each with ``count`` and ``worst_ns``, most endpoints first.
     """
     if not clock_mhz or clock_mhz <= 0:
         raise SlackError(f"clock must be positive, not {clock_mhz!r}")
@@ -112,10 +113,11 @@ def endpoint_slack(netlist, report, clock_mhz, *, top=25):
                      else _SETUP_NS.get(e["port"], 0.0))
             t = float(e["delay"][-1]) + setup
             arrival[key] = max(arrival.get(key, 0.0), t)
-    # The detailed report's arrivals count from the clock's source, so they include the
-    # clock network's delay to the launching register (0.93 ns on the UP5K); nextpnr's
-    # critical path does not (it takes the capturing register's off too). The same pin's
-    # two times give that offset, taken off every arrival.
+    # On iCE40 the detailed report's arrivals count from the clock's source, so they
+    # include the clock network's delay to the launching register (0.93 ns on the UP5K);
+    # nextpnr's critical path counts from the register's clock pin, as the period does.
+    # The two times at the critical path's last pin give that offset, taken off every
+    # arrival. (It is 0 on ECP5.)
     offset = 0.0
     for cp in rep.get("critical_paths", []):
         if "<async>" in (cp.get("from"), cp.get("to")):
