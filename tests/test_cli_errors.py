@@ -205,8 +205,6 @@ ERRORS = [
     ("verilog-name-space", ["verilog", "-o", "t.v", "--name", "my top"],
      "Verilog identifier"),
     ("verilog-name-digit", ["verilog", "-o", "t.v", "--name", "9top"], "Verilog identifier"),
-    ("verilog-lint-ecp5", ["verilog", "-o", "t.v", "--target", "ecp5", "--lint", *SMALL],
-     "--lint checks plain Verilog only (generic, ice40)"),
     # train (all refused before training starts)
     ("train-hidden", ["train", "--hidden", "a,b"], "comma-separated integers"),
     ("train-hidden-0", ["train", "--hidden", "64,0"], "out of range 1..4096"),

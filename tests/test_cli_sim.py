@@ -134,3 +134,19 @@ def test_verilog_command_lints_ice40_with_its_cell_model(tmp_path):
             "--lint")
     assert r.returncode == 0, r.stderr
     assert "SB_MAC16 #(" in out.read_text() and "clean" in r.stdout
+
+
+def test_verilog_command_lints_ecp5_with_its_cell_models(tmp_path):
+    """--target ecp5 instantiates CCU2C carry cells, DP16KD block RAMs and MULT18X18D
+    multipliers: --lint reads the models the simulations use (hw.top.cell_models);
+    without them Verilator stops at the unknown modules."""
+    from anyprec.golden.errors import AnyprecError
+    from anyprec.host.commands.verilog import lint
+    out = tmp_path / "top.v"
+    r = run("verilog", "--rows", "2", "--cols", "4", "--target", "ecp5", "-o", str(out),
+            "--lint")
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "CCU2C #(" in text and "DP16KD #(" in text and "clean" in r.stdout
+    with pytest.raises(AnyprecError, match="verilator lint failed"):
+        lint(out, "anyprec_top", "generic")     # the same file without the models
