@@ -26,7 +26,7 @@ from ..golden.errors import AnyprecError
 from ..hw.config import AnyprecConfig
 from .tools import resolve_sim, setup_env, tool_versions
 
-__all__ = ["SimBuild", "SimulationFailed", "build", "run_job", "cache_root", "TOPLEVEL"]
+__all__ = ["SimBuild", "SimulationFailed", "build", "run_job", "cache_root", "cell_sources", "TOPLEVEL"]
 
 TOPLEVEL = "anyprec_sim_tb"      # clock wrapper around anyprec_sim_top (hw/simharness.py)
 _TIMESCALE = ("1ns", "1ps")
@@ -121,7 +121,7 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _cell_sources(bdir, models):
+def cell_sources(bdir, models):
     """``[cells.v]`` in ``bdir`` holding ``models`` (``hw.top.cell_models``), or ``[]``."""
     if not models:
         return []
@@ -159,7 +159,7 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
         if not stamp.exists():
             bdir.mkdir(parents=True, exist_ok=True)
             vfile.write_text(generate_sim_verilog(cfg, name="anyprec_sim_top", target=target))
-            sources = _cell_sources(bdir, models) + [vfile, wfile]
+            sources = cell_sources(bdir, models) + [vfile, wfile]
             wfile.write_text(generate_clock_wrapper(cfg, name=TOPLEVEL, inner="anyprec_sim_top"))
             (bdir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
             runner = _get_runner(sim)

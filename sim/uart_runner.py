@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..hw.config import AnyprecConfig
-from .runner import (SimulationFailed, cache_root, _cell_sources, _locked,
+from .runner import (SimulationFailed, cache_root, cell_sources, _locked,
                      _fix_verilator_make, _source_digest, _failures, _TIMESCALE)
 from .tools import resolve_sim, setup_env, tool_versions
 
@@ -59,7 +59,7 @@ def build_uart(cfg, sim=None, *, divisor=4, timeout=4000, target="generic"):
             vfile.write_text(generate_uart_verilog(cfg, divisor=divisor, timeout=timeout,
                                                    heartbeat_bits=8, stretch_bits=4,
                                                    target=target))
-            sources = _cell_sources(bdir, models) + [vfile]
+            sources = cell_sources(bdir, models) + [vfile]
             runner = get_runner(sim)
             if sim == "verilator":
                 _fix_verilator_make()

@@ -46,11 +46,11 @@ def lint(path, name, target="generic"):
     import subprocess
     import tempfile
     from ...hw.top import VERILATOR_WAIVERS, cell_models
-    from ...sim.runner import _cell_sources
+    from ...sim.runner import cell_sources
     from ...sim.tools import resolve_sim
     resolve_sim("verilator")
     with tempfile.TemporaryDirectory() as tmp:
-        files = [*_cell_sources(Path(tmp), cell_models(target)), path]
+        files = [*cell_sources(Path(tmp), cell_models(target)), path]
         r = subprocess.run(["verilator", "--lint-only", *VERILATOR_WAIVERS, "--top-module",
                             name, *map(str, files)], capture_output=True, text=True)
     if r.returncode != 0:
