@@ -231,7 +231,11 @@ class TxFramer(wiring.Component):
         # The serial CRC takes a word only when idle: no push while one is pending or
         # being absorbed (the CRC word waits for the last one the same way).
         if self._serial_crc:
-            m.d.comb += free.eq((~self.o.valid | self.o.ready) & ~pending & ~crc.busy)
+            # ... and only into an empty output register, so that the output's ready
+            # (the narrowing adapter's, from the UART transmitter) does not reach
+            # ``i.ready`` and the result FIFO behind it: that chain was the UP5K boards'
+            # longest. One cycle more per word, of the 34 the CRC takes anyway.
+            m.d.comb += free.eq(~self.o.valid & ~pending & ~crc.busy)
         else:
             m.d.comb += free.eq(~self.o.valid | self.o.ready)
         m.d.sync += pending.eq(0)
