@@ -234,7 +234,8 @@ class TxFramer(wiring.Component):
             # ... and only into an empty output register, so that the output's ready
             # (the narrowing adapter's, from the UART transmitter) does not reach
             # ``i.ready`` and the result FIFO behind it: that chain was the UP5K boards'
-            # longest. One cycle more per word, of the 34 the CRC takes anyway.
+            # longest. At most one cycle more per word (when the output was stalled), of
+            # the 34 the CRC takes anyway.
             m.d.comb += free.eq(~self.o.valid & ~pending & ~crc.busy)
         else:
             m.d.comb += free.eq(~self.o.valid | self.o.ready)
