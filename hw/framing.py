@@ -231,11 +231,10 @@ class TxFramer(wiring.Component):
         # The serial CRC takes a word only when idle: no push while one is pending or
         # being absorbed (the CRC word waits for the last one the same way).
         if self._serial_crc:
-            # ... and only into an empty output register, so that the output's ready
-            # (the narrowing adapter's, from the UART transmitter) does not reach
-            # ``i.ready`` and the result FIFO behind it: that chain was the UP5K boards'
-            # longest. At most one cycle more per word (when the output was stalled), of
-            # the 34 the CRC takes anyway.
+            # ... and only into an empty output register: the output's ready (the UART
+            # transmitter's, through the narrowing adapter) then does not reach ``i.ready``
+            # and the result FIFO behind it, the UP5K boards' longest chain. At most one
+            # cycle more per word (after a stalled output), of the 34 the CRC takes.
             m.d.comb += free.eq(~self.o.valid & ~pending & ~crc.busy)
         else:
             m.d.comb += free.eq(~self.o.valid | self.o.ready)
