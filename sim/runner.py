@@ -26,7 +26,8 @@ from ..golden.errors import AnyprecError
 from ..hw.config import AnyprecConfig
 from .tools import resolve_sim, setup_env, tool_versions
 
-__all__ = ["SimBuild", "SimulationFailed", "build", "run_job", "cache_root", "cell_sources", "TOPLEVEL"]
+__all__ = ["SimBuild", "SimulationFailed", "build", "run_job", "cache_root", "cell_sources",
+           "TOPLEVEL"]
 
 TOPLEVEL = "anyprec_sim_tb"      # clock wrapper around anyprec_sim_top (hw/simharness.py)
 _TIMESCALE = ("1ns", "1ps")
