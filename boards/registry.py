@@ -133,10 +133,11 @@ class Board:
             "default_config": self.default.to_dict(),
             "holds_digits_mlp": self.holds_digits,
             "notes": self.notes,
-            "synth_opts": " ".join(self.synth_opts),
+            # Argument lists, as in the build report (a script can run them as they are).
+            "synth_opts": list(self.synth_opts),
             "synth_wire_ps": self.synth_wire_ps or None,
-            "nextpnr_opts": " ".join(self.pnr_opts),
-            "programmer": " ".join(self.programmer),
+            "nextpnr_opts": list(self.pnr_opts),
+            "programmer": list(self.programmer),
             "serial_port": self.serial_port,
         }
 

@@ -113,8 +113,15 @@ def test_outdir_of_user_files_is_refused(tmp_path, capsys):
 def test_cli_boards_json(capsys):
     code, out, _ = _cli(capsys, "boards", "--json")
     assert code == 0
-    names = [b["name"] for b in json.loads(out)["boards"]]
-    assert names == NAMES
+    boards = {b["name"]: b for b in json.loads(out)["boards"]}
+    assert list(boards) == NAMES
+    # Tool options and the programmer as argument lists, as the build report has them.
+    assert boards["icebreaker"]["synth_opts"] == ["-device", "u", "-dsp", "-spram"]
+    assert boards["icebreaker"]["synth_wire_ps"] == 2500
+    assert boards["ulx3s-85f"]["nextpnr_opts"] == ["--placer-heap-timingweight", "30"]
+    assert boards["icebreaker"]["nextpnr_opts"] == []
+    assert boards["icebreaker"]["programmer"] == ["iceprog", "{bitstream}"]
+    assert boards["arty-a7-35"]["programmer"] == []
     code, out, _ = _cli(capsys, "boards")
     assert code == 0 and "ulx3s-85f" in out and "LFE5U-85F" in out
 
