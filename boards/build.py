@@ -148,20 +148,26 @@ def _fresh_outdir(outdir):
     """Empty ``outdir`` for a new build tree, refusing anything but a new directory, an
     empty one or one of our own (marked) build trees: ``-o ~/project`` must never delete
     a user's files."""
-    if outdir.exists():
-        if not outdir.is_dir():
-            raise BuildError(f"output directory {outdir} exists and is not a directory")
-        if any(outdir.iterdir()):
-            # (build trees from before the marker have our build script)
-            ours = (outdir / OUTDIR_MARK).is_file() or any(outdir.glob("build_anyprec_*.sh"))
-            if not ours:
-                raise BuildError(
-                    f"output directory {outdir} is not empty and was not made by anyprec "
-                    f"(no {OUTDIR_MARK}); give a new or empty directory")
-            shutil.rmtree(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / OUTDIR_MARK).write_text(
-        "Made by anyprec; `anyprec build`, `estimate` and `export` replace this directory.\n")
+    try:
+        if outdir.exists():
+            if not outdir.is_dir():
+                raise BuildError(f"output directory {outdir} exists and is not a directory")
+            if any(outdir.iterdir()):
+                # (build trees from before the marker have our build script)
+                ours = ((outdir / OUTDIR_MARK).is_file()
+                        or any(outdir.glob("build_anyprec_*.sh")))
+                if not ours:
+                    raise BuildError(
+                        f"output directory {outdir} is not empty and was not made by "
+                        f"anyprec (no {OUTDIR_MARK}); give a new or empty directory")
+                shutil.rmtree(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        (outdir / OUTDIR_MARK).write_text(
+            "Made by anyprec; `anyprec build`, `estimate` and `export` replace this "
+            "directory.\n")
+    except OSError as e:
+        raise BuildError(f"cannot use output directory {outdir}: "
+                         f"{e.strerror or e}") from None
     return outdir
 
 

@@ -97,6 +97,11 @@ def test_outdir_of_user_files_is_refused(tmp_path, capsys):
     f.write_text("x")
     code, _, err = _cli(capsys, "build", "--board", "arty-a7-35", "-o", str(f))
     assert code != 0 and "is not a directory" in err and f.read_text() == "x"
+    # A directory that cannot be made (its parent is a file): one line, no traceback.
+    for cmd in ("build", "estimate"):
+        code, _, err = _cli(capsys, cmd, "--board", "icebreaker", "-o", str(f / "sub"))
+        assert code != 0 and err.startswith("anyprec: error: cannot use output directory")
+        assert len(err.strip().splitlines()) == 1 and f.read_text() == "x"
     # A build tree of ours is replaced: a stray file in it goes, the marker stays.
     out = tmp_path / "arty"
     export("arty-a7-35", outdir=out)
@@ -108,6 +113,26 @@ def test_outdir_of_user_files_is_refused(tmp_path, capsys):
     (out / OUTDIR_MARK).unlink()
     export("arty-a7-35", outdir=out)
     assert (out / OUTDIR_MARK).is_file()
+
+
+def test_cli_build_all_outdir(capsys, monkeypatch, tmp_path):
+    """--board all -o DIR builds every board into DIR/<board>; the builds are stubbed."""
+    from anyprec.boards import build as B
+    seen = {}
+
+    def fake(board, cfg=None, *, outdir=None, **kw):
+        seen[board.name] = outdir
+        return {"board": board.name, "timing_met": True}
+
+    monkeypatch.setattr(B, "build", fake)
+    monkeypatch.setattr(B, "export", fake)
+    code, out, _ = _cli(capsys, "build", "--board", "all", "-o", str(tmp_path), "--json")
+    assert code == 0
+    assert [b["board"] for b in json.loads(out)["builds"]] == list(seen)
+    assert seen and all(d == os.path.join(str(tmp_path), n) for n, d in seen.items())
+    seen.clear()
+    code, out, _ = _cli(capsys, "build", "--board", "all", "--json")
+    assert code == 0 and seen and all(d is None for d in seen.values())
 
 
 def test_cli_boards_json(capsys):

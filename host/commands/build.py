@@ -1,6 +1,7 @@
 """``anyprec build``: bitstream (or Verilog for closed-toolchain boards) and a JSON report."""
 
 import json
+import os
 import sys
 
 from . import add_parser, add_config_args, config_from_args
@@ -34,7 +35,8 @@ def register(sub):
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
                    help="yowasp: the PyPI tools (default); system: yosys/nextpnr on PATH")
     p.add_argument("-o", "--outdir", default=None, metavar="DIR",
-                   help="build directory (default build/boards/<board>)")
+                   help="build directory (default build/boards/<board>; with "
+                        "--board all, DIR/<board>)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when timing is not met")
@@ -97,7 +99,8 @@ def run(args):
         a = _Args(args, board=name)
         board, cfg = board_and_config(a)
         baud = args.baud or DEFAULT_BAUD
-        outdir = args.outdir if len(names) == 1 else None
+        outdir = (args.outdir if args.board != "all" or args.outdir is None
+                  else os.path.join(args.outdir, name))
         try:
             if not board.bitstream:
                 rep = B.export(board, cfg, outdir=outdir, baud=baud)
