@@ -67,6 +67,7 @@ def files(tmp_path_factory):
     np.save(d / "x5.npy", np.zeros(5, dtype=np.uint8))
     np.save(d / "Wneg.npy", np.full((4, 6), -1, dtype=np.int16))
     np.save(d / "W0.npy", np.zeros((0, 6), dtype=np.uint8))
+    np.save(d / "Wobj.npy", np.array([[{"w": 1}]], dtype=object), allow_pickle=True)
     npy = (d / "W.npy").read_bytes()
     (d / "Wtrunc.npy").write_bytes(npy[:-7])
     np.savez(d / "W.npz", w=np.full((4, 6), 3, dtype=np.uint8))
@@ -157,9 +158,12 @@ ERRORS = [
                               "--wbits", "1"], "not a plain .npy array"),
     ("matvec-truncated-npz", ["matvec", "--weights", "W.npy", "--x", "trunc.npz",
                               "--wbits", "1"], "not a readable .npy file"),
+    # (no NumPy header: np.load would take them for pickles and suggest allow_pickle)
     ("matvec-random", ["matvec", "--weights", "random.npy", "--x", "x.npy", "--wbits", "1"],
-     "not a plain .npy array"),
+     "random.npy is not a .npy file (no NumPy header)"),
     ("matvec-text", ["matvec", "--weights", "W.npy", "--x", "text.npy", "--wbits", "1"],
+     "text.npy is not a .npy file (no NumPy header)"),
+    ("matvec-object", ["matvec", "--weights", "Wobj.npy", "--x", "x.npy", "--wbits", "1"],
      "not a plain .npy array"),
     ("matvec-npz", ["matvec", "--weights", "W.npz", "--x", "x.npy", "--wbits", "1"],
      "an .npz archive"),

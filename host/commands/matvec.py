@@ -44,6 +44,11 @@ def load_array(path, what):
     # cannot be read.
     try:
         with open(p, "rb") as fh:
+            magic = fh.read(6)
+            fh.seek(0)
+            if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+                # (np.load would try it as a pickle, and its error suggests allow_pickle)
+                raise AnyprecError(f"{what} file {p} is not a .npy file (no NumPy header)")
             arr = np.load(fh, allow_pickle=False)
             if isinstance(arr, np.lib.npyio.NpzFile):
                 arr.close()
