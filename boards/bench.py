@@ -161,6 +161,10 @@ def _client(scheduler, workers):
             return Client(scheduler, timeout="10s"), None
         except OSError as e:
             raise AnyprecError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        except (ValueError, TypeError) as e:
+            # (a malformed address: Dask's parser raises these)
+            raise AnyprecError(f"--scheduler {scheduler!r} is not a Dask scheduler address "
+                               f"like tcp://HOST:8786 ({e})") from None
     import logging
     # A point that fails (does not fit, timing tool error) is a result, reported in the
     # table: keep Dask's worker logs from printing it as a traceback.

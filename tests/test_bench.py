@@ -196,3 +196,37 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
                         str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("anyprec: error: ")
     assert len(r.stderr.strip().splitlines()) == 1
+    # A point without what the table reads (here its MAC/s) is refused in one line, as an
+    # included report or as the report itself, not a traceback while rendering.
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps({"points": [{k: v for k, v in dev["points"][0].items()
+                                            if k != "mac_per_s"}]}))
+    for argv in (["--from-json", str(f), "--include", str(half)], ["--from-json", str(half)]):
+        r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", *argv],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == (f"anyprec: error: {half} is not an 'anyprec bench --json' "
+                                    "report (point 1 (serial 32x32) has no 'mac_per_s')")
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--include", "HALF"], "has no 'mac_per_s'"),
+    (["--include", "DIR"], "cannot read"),
+    (["--scheduler", "bad:addr"], "is not a Dask scheduler address like tcp://HOST:8786"),
+])
+def test_bench_bad_input_fails_before_any_build(tmp_path, argv, msg):
+    """A malformed --include or --scheduler is a one-line error before anything is built
+    (a sweep takes minutes to hours; the timeout fails the test if one starts)."""
+    point = dict(_rec("serial", 8, 8, 1, 1), ffs=1, brams=1, dsps=0)
+    del point["mac_per_s"]
+    half = tmp_path / "half.json"
+    half.write_text(json.dumps({"points": [point]}))
+    argv = [str(half) if a == "HALF" else str(tmp_path) if a == "DIR" else a for a in argv]
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--points",
+                        "serial:ulx3s-85f:4x4", "--out", str(out), *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("anyprec: error: ")]
+    assert len(lines) == 1 and msg in lines[0], r.stderr
+    assert not out.exists()

@@ -84,6 +84,8 @@ def _load_report(path):
     from ...boards import bench
     try:
         rep = json.loads(Path(path).read_text())
+        for i, p in enumerate(rep["points"]):
+            _check_point(i, p)
         rep["summary"] = bench.summarize(rep["points"])
         for layer in rep["layer_cycles"]["layers"]:     # JSON made the k keys strings
             for key, val in layer.items():
@@ -96,27 +98,59 @@ def _load_report(path):
     return rep
 
 
+def _key(p):
+    ref = p.get("ref_layer")
+    return (p["design"], p["board"], p["rows"], p["cols"],
+            tuple(ref) if isinstance(ref, list) else ref)
+
+
+def _check_point(i, p):
+    """Raise KeyError/TypeError/ValueError unless point ``i`` has what the table, the plot
+    and the summary read (a failed point: its error instead of the measurements)."""
+    _key(p)
+    if "error" in p:
+        return
+    try:
+        for f in ("luts", "ffs", "brams", "dsps"):
+            int(p[f])
+        float(p["fmax_mhz"])
+        for f, ks in (("utilisation", "18"), ("mac_per_s", "1248"),
+                      ("mac_per_s_per_lut", "1248")):
+            for k in ks:
+                float(p[f][k])
+    except KeyError as e:
+        raise ValueError(f"point {i + 1} ({p['design']} {p['rows']}x{p['cols']}) has no "
+                         f"{e.args[0]!r}") from None
+
+
+def _read_include(path):
+    """(report, its points, date, tools) of a saved report, or a one-line error."""
+    try:
+        other = json.loads(Path(path).read_text())
+        pts = other["points"]
+        date = other.get("date", "?")
+        tools = other.get("tools") or {}
+        for i, p in enumerate(pts):
+            _check_point(i, p)
+        if not isinstance(tools, dict):
+            raise TypeError(f"'tools' is {type(tools).__name__}, not an object")
+        from ...boards import bench
+        bench.summarize(pts)            # the fields the summary reads are there
+    except OSError as e:
+        raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
+    return other, pts, date, tools
+
+
 def _include(rep, paths):
     """Add the points of saved reports to ``rep`` (not those it measured itself), each
     marked with its source and date, and recompute the summary."""
     from ...boards import bench
-    def key(p):
-        ref = p.get("ref_layer")
-        return (p["design"], p["board"], p["rows"], p["cols"],
-                tuple(ref) if isinstance(ref, list) else ref)
+    key = _key
     have = {key(p) for p in rep["points"]}
     for path in paths:
-        try:
-            other = json.loads(Path(path).read_text())
-            pts = other["points"]
-            date = other.get("date", "?")
-            tools = other.get("tools") or {}
-            for p in pts:
-                key(p)
-        except OSError as e:
-            raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
+        other, pts, date, tools = _read_include(path)
         for p in pts:
             if key(p) not in have:
                 have.add(key(p))
@@ -135,9 +169,8 @@ def run(args):
     from ...boards import bench
     if args.from_json:
         return _output(args, _include(_load_report(args.from_json), args.include))
-    for path in args.include:              # a missing file fails before any build
-        if not Path(path).is_file():
-            raise AnyprecError(f"cannot read {path}: no such file")
+    for path in args.include:      # a missing or malformed file fails before any build
+        _read_include(path)
     if args.workers < 1:
         raise AnyprecError(f"--workers must be at least 1, not {args.workers}")
     if args.clock is not None and not 1 <= args.clock <= 1000:
