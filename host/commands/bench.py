@@ -147,13 +147,12 @@ def _include(rep, paths):
     """Add the points of saved reports to ``rep`` (not those it measured itself), each
     marked with its source and date, and recompute the summary."""
     from ...boards import bench
-    key = _key
-    have = {key(p) for p in rep["points"]}
+    have = {_key(p) for p in rep["points"]}
     for path in paths:
         other, pts, date, tools = _read_include(path)
         for p in pts:
-            if key(p) not in have:
-                have.add(key(p))
+            if _key(p) not in have:
+                have.add(_key(p))
                 # A point re-measured alone carries its own date (measured_on).
                 rep["points"].append(dict(p, included_from=str(path),
                                           measured_on=p.get("measured_on", date)))
