@@ -207,6 +207,14 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.strip() == (f"anyprec: error: {half} is not an 'anyprec bench --json' "
                                     "report (point 1 (serial 32x32) has no 'mac_per_s')")
+    # A point that is not an object: the same one-line error, --from-json as --include.
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"points": [3]}))
+    for argv in (["--from-json", str(f), "--include", str(odd)], ["--from-json", str(odd)]):
+        r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", *argv],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith(f"anyprec: error: {odd} is not an 'anyprec bench --json'")
 
 
 @pytest.mark.parametrize("argv, msg", [

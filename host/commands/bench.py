@@ -81,19 +81,14 @@ def parse_points(text):
 
 
 def _load_report(path):
-    from ...boards import bench
+    """A saved report for --from-json: its points checked, the summary recomputed."""
+    rep = _read_report(path)
     try:
-        rep = json.loads(Path(path).read_text())
-        for i, p in enumerate(rep["points"]):
-            _check_point(i, p)
-        rep["summary"] = bench.summarize(rep["points"])
         for layer in rep["layer_cycles"]["layers"]:     # JSON made the k keys strings
             for key, val in layer.items():
                 if isinstance(val, dict) and all(str(k).isdigit() for k in val):
                     layer[key] = {int(k): v for k, v in val.items()}
-    except OSError as e:
-        raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
     return rep
 
@@ -123,24 +118,22 @@ def _check_point(i, p):
                          f"{e.args[0]!r}") from None
 
 
-def _read_include(path):
-    """(report, its points, date, tools) of a saved report, or a one-line error."""
+def _read_report(path):
+    """A saved ``anyprec bench --json`` report, each point checked for what the table, the
+    plot and the summary read, the summary recomputed; or a one-line error."""
+    from ...boards import bench
     try:
-        other = json.loads(Path(path).read_text())
-        pts = other["points"]
-        date = other.get("date", "?")
-        tools = other.get("tools") or {}
-        for i, p in enumerate(pts):
+        rep = json.loads(Path(path).read_text())
+        for i, p in enumerate(rep["points"]):
             _check_point(i, p)
-        if not isinstance(tools, dict):
-            raise TypeError(f"'tools' is {type(tools).__name__}, not an object")
-        from ...boards import bench
-        bench.summarize(pts)            # the fields the summary reads are there
+        if not isinstance(rep.get("tools") or {}, dict):
+            raise TypeError(f"'tools' is {type(rep['tools']).__name__}, not an object")
+        rep["summary"] = bench.summarize(rep["points"])
     except OSError as e:
         raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
-    return other, pts, date, tools
+    return rep
 
 
 def _include(rep, paths):
@@ -149,14 +142,15 @@ def _include(rep, paths):
     from ...boards import bench
     have = {_key(p) for p in rep["points"]}
     for path in paths:
-        other, pts, date, tools = _read_include(path)
-        for p in pts:
+        other = _read_report(path)
+        date = other.get("date", "?")
+        for p in other["points"]:
             if _key(p) not in have:
                 have.add(_key(p))
                 # A point re-measured alone carries its own date (measured_on).
                 rep["points"].append(dict(p, included_from=str(path),
                                           measured_on=p.get("measured_on", date)))
-        for name, ver in tools.items():
+        for name, ver in (other.get("tools") or {}).items():
             rep["tools"].setdefault(name, ver)
         if isinstance(other.get("note"), str):
             rep.setdefault("included_notes", []).append(f"{path}: {other['note']}")
@@ -169,7 +163,7 @@ def run(args):
     if args.from_json:
         return _output(args, _include(_load_report(args.from_json), args.include))
     for path in args.include:      # a missing or malformed file fails before any build
-        _read_include(path)
+        _read_report(path)
     if args.workers < 1:
         raise AnyprecError(f"--workers must be at least 1, not {args.workers}")
     if args.clock is not None and not 1 <= args.clock <= 1000:
