@@ -99,8 +99,8 @@ def run(args):
         a = _Args(args, board=name)
         board, cfg = board_and_config(a)
         baud = args.baud or DEFAULT_BAUD
-        outdir = (args.outdir if args.board != "all" or args.outdir is None
-                  else os.path.join(args.outdir, name))
+        outdir = (os.path.join(args.outdir, name) if args.board == "all" and args.outdir
+                  else args.outdir)
         try:
             if not board.bitstream:
                 rep = B.export(board, cfg, outdir=outdir, baud=baud)
