@@ -38,6 +38,26 @@ def test_registry_fields():
         get_board("de10-nano")
 
 
+def test_docs_targets_table_matches_registry():
+    """docs/boards.md's Targets table gives each board's registry figures."""
+    text = (Path(__file__).parents[1] / "docs" / "boards.md").read_text()
+    table = text.split("## Targets", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 9, line
+        rows[re.match(r"`([^`]+)`", cells[0]).group(1)] = cells
+    assert set(rows) == set(NAMES)
+    for b in BOARDS.values():
+        _, device, logic, bram, dsp, osc, clock, uart, _ = rows[b.name]
+        assert device.split()[0].lower()[:7] == b.device.lower()[:7], (b.name, device)
+        assert logic.split()[0] == f"{b.luts:,}", (b.name, logic)
+        assert bram.split()[0] == str(b.brams) and dsp.split()[0] == str(b.dsps), b.name
+        assert osc == f"{b.osc_mhz:g} MHz", (b.name, osc)
+        assert clock in ("see table", f"{b.target_mhz:g} MHz"), (b.name, clock)
+        assert uart.startswith(f"{b.uart_rx} / {b.uart_tx}"), (b.name, uart)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if BOARDS[n].holds_digits])
 def test_default_config_holds_the_digits_mlp(name):
     """The shipped 3-layer digits MLP (N=8, A=8) fits the board's default configuration."""
