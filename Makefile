@@ -2,6 +2,7 @@
 #   make demo      verify the shipped digits model on the simulated hardware (Verilator)
 #   make test      the whole fast suite (< 15 min on 2 cores); CI runs exactly this
 #   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
+#   make formal-deep  the formal runs too long for test-all (hours; see docs/formal.md)
 #   make bench     performance sweep, writes docs/performance.md (< 20 min on 2 cores)
 #   make bench-device  the whole-device pair (largest serial array vs 10x10 DSP; long),
 #                  saved to docs/performance-device.json, which `make bench` includes
@@ -16,7 +17,7 @@ STAMP  := $(VENV)/.anyprec-setup
 JOBS   ?= 2
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-all test-boards bench bench-device boards robust golden clean system-deps
+.PHONY: setup demo test test-all formal-deep test-boards bench bench-device boards robust golden clean system-deps
 
 setup: system-deps $(STAMP)
 
@@ -44,7 +45,10 @@ test: setup
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
 test-all: setup
-	$(BIN)/python -m pytest -n $(JOBS) -q -m "slow or not slow"
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "not deep"
+
+formal-deep: setup
+	$(BIN)/python -m pytest -q -rA -m deep tests/test_formal.py
 
 test-boards: setup
 	$(BIN)/python -m pytest -n $(JOBS) -q -m "slow or not slow" tests/test_boards.py \

@@ -58,7 +58,8 @@ LANE_SLOW = [
     (2, 2, 3, 2, 2, None, "serial"),
     (2, 2, 3, 2, 2, 1, "serial"),
     (1, 3, 3, 2, 2, 2, "serial"),
-    (1, 2, 4, 3, 2, 4, "serial"),
+    # no result after 107 minutes (docs/formal.md): `make formal-deep` only
+    pytest.param((1, 2, 4, 3, 2, 4, "serial"), marks=[pytest.mark.slow, pytest.mark.deep]),
 ]
 
 
