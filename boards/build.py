@@ -362,10 +362,74 @@ def _common(board, cfg, seed, top, tc, outdir):
             "tools": tc.versions, "outdir": str(outdir)}
 
 
+def _seed_cmd(cmd, name, seed, s):
+    """The place-and-route command of ``seed`` rewritten for seed ``s``, every file it
+    writes (report, log, placed design, routed netlist) under a per-seed name."""
+    out = cmd.replace(f"--seed {int(seed)} ", f"--seed {int(s)} ", 1)
+    for ext in ("report.json", "tim", "asc", "config", "routed.json"):
+        out = re.sub(rf"(\s){re.escape(name)}\.{re.escape(ext)}(\s|$)",
+                     rf"\g<1>{name}.seed{int(s)}.{ext}\g<2>", out)
+    return out
+
+
+def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, progress,
+                first_step, n_steps, steps):
+    """Place and route once per seed (one synthesis); keep the seed with the highest Fmax
+    (the earliest of equals) under the build's own file names. Returns the table."""
+    table = []
+    for i, s in enumerate(seeds):
+        label = f"place and route, seed {s}"
+        if progress:
+            progress(first_step + i, n_steps, label, "start", 0.0)
+        t0 = time.monotonic()
+        try:
+            _run_step(label, pre, _seed_cmd(cmd, name, seed, s), outdir, env,
+                      outdir / f"step2_place_seed{s}.log")
+        except BuildError as e:
+            if "does not fit" in str(e):
+                raise
+            # A seed that does not place (nextpnr gives up on it) does not end the sweep.
+            table.append({"seed": s, "fmax_mhz": None, "timing_met": False,
+                          "error": str(e)})
+        else:
+            rep = json.loads((outdir / f"{name}.seed{s}.report.json").read_text())
+            fmax, _ = _fmax(rep, clock_mhz)
+            table.append({"seed": s, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+                          "timing_met": fmax is not None and fmax >= clock_mhz})
+        steps[label] = round(time.monotonic() - t0, 2)
+        if progress:
+            progress(first_step + i, n_steps, label, "done", steps[label])
+    placed = [t for t in table if t["fmax_mhz"] is not None]
+    if not placed:
+        raise BuildError(f"place and route failed for every seed ({', '.join(map(str, seeds))})"
+                         f": {table[0].get('error', '')}")
+    best = max(placed, key=lambda t: t["fmax_mhz"])["seed"]
+    for ext in ("report.json", "tim", "asc", "config", "routed.json"):
+        for s in seeds:
+            f = outdir / f"{name}.seed{s}.{ext}"
+            if not f.exists():
+                continue
+            if s == best:
+                os.replace(f, outdir / f"{name}.{ext}")
+            elif ext in ("asc", "config", "routed.json"):
+                f.unlink()          # the large ones; each seed's report and log stay
+    # The tree's own build script then rebuilds the kept bitstream.
+    for script in outdir.glob(f"build_{name}.*"):
+        text = script.read_text()
+        if f"--seed {int(seed)} " in text:
+            script.write_text(text.replace(f"--seed {int(seed)} ", f"--seed {best} ", 1))
+    return best, table
+
+
 def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mhz=None,
           baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS, progress=None, bench=False,
-          slack=False):
+          slack=False, seeds=None):
     """Build the bitstream of ``cfg`` (default: the board's) and return the report dict.
+
+    ``seeds`` (a sequence of nextpnr seeds; ``seed`` is then ignored): synthesise once,
+    place and route with each seed and keep the one with the highest Fmax (the earliest of
+    equal ones); the report's ``seed`` is that one and ``seeds`` lists every seed's Fmax.
+    The bitstream is the one ``seed=<that seed>`` builds.
 
     ``progress(step_index, n_steps, name, state, seconds)`` is called with state
     ``"start"`` and ``"done"`` for every step. ``bench=True`` (performance sweeps):
@@ -382,6 +446,12 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         raise BuildError(f"{board.name}: the vendor tools are closed, anyprec cannot build "
                          f"its bitstream; use 'anyprec build --board {board.name}' to export "
                          "Verilog and constraints")
+    sweep = seeds is not None
+    if sweep:
+        seeds = [int(s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise BuildError(f"seeds must be distinct and at least one, not {seeds}")
+        seed = seeds[0]
     t_all = time.monotonic()
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or default_outdir(board.name)).resolve()
@@ -393,14 +463,23 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
                          f"{len(cmds)} commands")
     env = tc.environ()
     steps = {}
-    for i, (label, cmd) in enumerate(zip(STEPS, cmds), start=1):
+    n_steps = len(STEPS) - 1 + len(seeds) if sweep else len(STEPS)
+    table = None
+    i = 0
+    for j, (label, cmd) in enumerate(zip(STEPS, cmds), start=1):
+        i += 1
+        if sweep and label == "place and route":
+            seed, table = _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env,
+                                      top.clock_mhz, progress, i, n_steps, steps)
+            i += len(seeds) - 1
+            continue
         if progress:
-            progress(i, len(STEPS), label, "start", 0.0)
+            progress(i, n_steps, label, "start", 0.0)
         t0 = time.monotonic()
-        _run_step(label, pre, cmd, outdir, env, outdir / f"step{i}_{label.split()[0]}.log")
+        _run_step(label, pre, cmd, outdir, env, outdir / f"step{j}_{label.split()[0]}.log")
         steps[label] = round(time.monotonic() - t0, 2)
         if progress:
-            progress(i, len(STEPS), label, "done", steps[label])
+            progress(i, n_steps, label, "done", steps[label])
 
     stat = json.loads((outdir / f"{name}.stat.json").read_text())
     cells = count_cells(stat)
@@ -441,6 +520,9 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "bitstream": str(bit), "bitstream_sha256": digest,
         "synth_opts": list(board.synth_opts), "synth_wire_ps": board.synth_wire_ps or None,
         "nextpnr_opts": list(board.pnr_opts),
+        "seeds": table or [{"seed": int(seed), "fmax_mhz": round(fmax, 2)
+                            if fmax is not None else None,
+                            "timing_met": fmax is not None and fmax >= top.clock_mhz}],
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
     })
     if slack:

@@ -155,6 +155,95 @@ def test_cli_build_all_outdir(capsys, monkeypatch, tmp_path):
     assert code == 0 and seen and all(d is None for d in seen.values())
 
 
+ICE40_PNR = ('"$NEXTPNR_ICE40" --quiet --seed 1 --report top.report.json --timing-allow-fail '
+             '--log top.tim --up5k --package sg48 --json top.json --pcf top.pcf --asc top.asc')
+
+
+def test_seed_cmd_renames_every_output():
+    from anyprec.boards.build import _seed_cmd
+    ecp5 = ('"$NEXTPNR_ECP5" --quiet --seed 5 --report top.report.json --timing-allow-fail '
+            '--detailed-timing-report --write top.routed.json --log top.tim --25k '
+            '--json top.json --lpf top.lpf --textcfg top.config')
+    out = _seed_cmd(ecp5, "top", 5, 9)
+    assert out == ('"$NEXTPNR_ECP5" --quiet --seed 9 --report top.seed9.report.json '
+                   '--timing-allow-fail --detailed-timing-report --write top.seed9.routed.json '
+                   '--log top.seed9.tim --25k --json top.json --lpf top.lpf '
+                   '--textcfg top.seed9.config')
+    assert _seed_cmd(ICE40_PNR, "top", 1, 12).endswith("--pcf top.pcf --asc top.seed12.asc")
+
+
+def test_seed_sweep_keeps_the_highest_fmax(monkeypatch, tmp_path):
+    """Place and route stubbed: each seed writes its report; seed 3 does not place."""
+    from anyprec.boards import build as B
+    fmax = {1: 30.5, 2: 41.25, 3: None, 4: 41.25, 5: 12.0}
+    ran = []
+
+    def fake_step(label, pre, cmd, cwd, env, log_path):
+        s = int(re.search(r"--seed (\d+) ", cmd).group(1))
+        ran.append((s, label))
+        if fmax[s] is None:
+            raise B.BuildError(f"{label} failed (exit 1)")
+        (cwd / f"top.seed{s}.report.json").write_text(json.dumps(
+            {"fmax": {"clk": {"achieved": fmax[s], "constraint": 24.0}}}))
+        (cwd / f"top.seed{s}.asc").write_text(f"placed with seed {s}")
+        (cwd / f"top.seed{s}.tim").write_text("log")
+
+    monkeypatch.setattr(B, "_run_step", fake_step)
+    (tmp_path / "build_top.sh").write_text(ICE40_PNR + "\n")
+    steps, shown = {}, []
+    best, table = B._seed_sweep(None, "top", [1, 2, 3, 4, 5], ICE40_PNR, 1, [], tmp_path, {},
+                                24.0, lambda *a: shown.append(a), 2, 7, steps)
+    assert ran == [(s, f"place and route, seed {s}") for s in (1, 2, 3, 4, 5)]
+    assert best == 2    # 41.25 MHz, the earlier of the two equal seeds
+    assert [(t["seed"], t["fmax_mhz"], t["timing_met"]) for t in table] == [
+        (1, 30.5, True), (2, 41.25, True), (3, None, False), (4, 41.25, True),
+        (5, 12.0, False)]
+    assert "failed" in table[2]["error"]
+    assert (tmp_path / "top.asc").read_text() == "placed with seed 2"
+    assert json.loads((tmp_path / "top.report.json").read_text())["fmax"]["clk"]["achieved"] \
+        == 41.25
+    assert not list(tmp_path.glob("top.seed*.asc"))          # the others' placements go
+    assert (tmp_path / "top.seed4.report.json").is_file()    # their reports stay
+    assert "--seed 2 " in (tmp_path / "build_top.sh").read_text()
+    assert [a[0] for a in shown if a[3] == "done"] == [2, 3, 4, 5, 6] and len(steps) == 5
+    # No seed places: one error naming the seeds; a design that does not fit stops at once.
+    fmax.update({1: None, 2: None})
+    with pytest.raises(B.BuildError, match=r"every seed \(1, 2, 3\)"):
+        B._seed_sweep(None, "top", [1, 2, 3], ICE40_PNR, 1, [], tmp_path, {}, 24.0, None,
+                      2, 5, {})
+
+    def no_fit(label, pre, cmd, cwd, env, log_path):
+        ran.append(cmd)
+        raise B.BuildError("the design does not fit the device: ICESTORM_LC 6000/5280")
+
+    monkeypatch.setattr(B, "_run_step", no_fit)
+    ran.clear()
+    with pytest.raises(B.BuildError, match="does not fit"):
+        B._seed_sweep(None, "top", [1, 2, 3], ICE40_PNR, 1, [], tmp_path, {}, 24.0, None,
+                      2, 5, {})
+    assert len(ran) == 1
+
+
+@pytest.mark.parametrize("seeds,match", [
+    ("4-1", "must look like"), ("x", "must look like"), ("1,,2", "must look like"),
+    ("0-64", "at most 64"), ("1-40,100-130", "at most 64 seeds, not 71"),
+    ("2147483647-2147483648", "out of range")])
+def test_cli_bad_seeds_is_one_line(capsys, monkeypatch, seeds, match):
+    from anyprec.boards import build as B
+    monkeypatch.setattr(B, "build", lambda *a, **k: pytest.fail("built"))
+    code, _, err = _cli(capsys, "build", "--board", "icebreaker", "--seeds", seeds)
+    assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = _cli(capsys, "build", "--board", "icebreaker", "--seed", "1", "--seeds", "1-2")
+    assert code == 2 and "not both" in err
+
+
+def test_parse_seeds():
+    from anyprec.host.commands.build import parse_seeds
+    assert parse_seeds("1-4") == [1, 2, 3, 4]
+    assert parse_seeds("7, 3,5-6,3") == [7, 3, 5, 6]
+    assert parse_seeds("0") == [0]
+
+
 def test_cli_boards_json(capsys):
     code, out, _ = _cli(capsys, "boards", "--json")
     assert code == 0
@@ -306,10 +395,28 @@ def test_build_is_reproducible(tmp_path):
     assert a["weight_memory"]["in_block_ram"]
 
 
+@pytest.mark.slow
+def test_seed_sweep_bitstream_is_the_kept_seeds(tmp_path):
+    """A sweep's bitstream is the one a plain build with the kept seed makes, and the
+    tree's build script names that seed."""
+    from anyprec.boards.build import build
+    sweep = build("icebreaker", seeds=(3, 4), outdir=tmp_path / "sweep")
+    plain = _build(tmp_path, "icebreaker", sweep["seed"], "plain")
+    assert sweep["bitstream_sha256"] == plain["bitstream_sha256"]
+    assert plain["fmax_mhz"] == sweep["fmax_mhz"]
+    assert f"--seed {sweep['seed']} " in (tmp_path / "sweep" /
+                                          "build_anyprec_icebreaker.sh").read_text()
+
+
 def test_icebreaker_build(tmp_path):
-    """The one full place and route in ``make test`` (about 1.5 minutes): the iCEBreaker's
-    default build fits the UP5K, meets its clock and writes a bitstream."""
-    r = _build(tmp_path, "icebreaker", 1, "icebreaker")
+    """The one full build in ``make test`` (about 2 minutes): the iCEBreaker's default
+    build, placed and routed with seeds 1 and 2, fits the UP5K, meets its clock and writes
+    a bitstream; it keeps the seed with the higher Fmax."""
+    from anyprec.boards.build import build
+    r = build("icebreaker", seeds=(1, 2), outdir=tmp_path / "icebreaker")
+    assert [t["seed"] for t in r["seeds"]] == [1, 2]
+    kept = max(r["seeds"], key=lambda t: t["fmax_mhz"])
+    assert r["seed"] == kept["seed"] and r["fmax_mhz"] == kept["fmax_mhz"]
     assert r["luts"] <= r["luts_total"] == 5280, r["luts"]
     assert r["timing_met"], f"Fmax {r['fmax_mhz']} MHz < {r['target_mhz']} MHz"
     assert r["config"]["layers"] == 1

@@ -21,13 +21,18 @@ def register(sub):
                     "board's default configuration ('anyprec boards').",
         examples=["anyprec build --board icebreaker",
                   "anyprec build --board ulx3s-85f --rows 16 --cols 16 --seed 3 --json",
+                  "anyprec build --board icebreaker --clock 36 --seeds 1-4   best of 4 seeds",
                   "anyprec build --board all                   every target (make boards)",
                   "anyprec build --board arty-a7-35 -o out/arty  Verilog + XDC for Vivado",
                   "anyprec build --board icebreaker --toolchain system --baud 1000000"])
     p.add_argument("--board", required=True, metavar="NAME",
                    help="board name (see 'anyprec boards'), or 'all'")
     add_config_args(p)
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="nextpnr placement seed (default 1)")
+    p.add_argument("--seeds", default=None, metavar="LIST",
+                   help="seed sweep, e.g. 1-4 or 1,3,7: synthesise once, place and route "
+                        "with each seed, keep the highest Fmax (report 'seeds' lists all)")
     p.add_argument("--clock", type=float, default=None, metavar="MHZ",
                    help="design clock made by the PLL (default: the board's)")
     p.add_argument("--baud", type=int, default=None,
@@ -46,8 +51,39 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+MAX_SEEDS = 64
+
+
+def parse_seeds(text):
+    """'1-4', '7' or '1,3,7' -> [1, 2, 3, 4] ...: distinct seeds in the order given."""
+    from ...golden.errors import ConfigError
+    out = []
+    try:
+        for part in str(text).split(","):
+            lo, _, hi = part.strip().partition("-")
+            lo, hi = int(lo), int(hi) if hi else int(lo)
+            if lo > hi or hi - lo >= MAX_SEEDS:
+                raise ValueError
+            out += [s for s in range(lo, hi + 1) if s not in out]
+    except ValueError:
+        raise ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most "
+                          f"{MAX_SEEDS} seeds), not {text!r}") from None
+    if len(out) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: at most {MAX_SEEDS} seeds, not {len(out)}")
+    for s in out:
+        if not 0 <= s <= 2**31 - 1:
+            raise ConfigError(f"--seeds: seed {s} is out of range 0..2147483647")
+    return out
+
+
 def _check(args):
     from ...golden.errors import ConfigError
+    if args.seed is not None and args.seeds is not None:
+        raise ConfigError("give --seed or --seeds, not both")
+    if args.seeds is not None:
+        args.seeds = parse_seeds(args.seeds)
+    if args.seed is None:
+        args.seed = 1
     if args.seed < 0 or args.seed > 2**31 - 1:
         raise ConfigError(f"--seed must be from 0 to 2147483647, not {args.seed}")
     if args.baud is not None and args.baud <= 0:
@@ -108,7 +144,7 @@ def run(args):
                 rep = B.build(board, cfg, seed=args.seed, toolchain=args.toolchain,
                               outdir=outdir, target_mhz=args.clock, baud=baud,
                               progress=_progress(args.json, board.name),
-                              slack=args.slack)
+                              slack=args.slack, seeds=args.seeds)
                 failed_timing |= not rep["timing_met"]
         except AnyprecError as e:
             if len(names) == 1:
@@ -169,6 +205,11 @@ def _summary(r, board):
     wm = r["weight_memory"]
     print(f"  weight memory: {'block RAM' if wm['in_block_ram'] else 'NOT in block RAM'} "
           f"({wm['detail']})")
+    if len(r.get("seeds", ())) > 1:
+        print("  seeds  " + ", ".join(
+            f"{t['seed']}: " + (f"{t['fmax_mhz']} MHz" if t["fmax_mhz"] is not None
+                                else "did not place") for t in r["seeds"])
+            + f"; kept {r['seed']} (highest Fmax)")
     print(f"  seed {r['seed']}, {r['seconds']:.1f} s "
           f"({', '.join(f'{k} {v:.1f} s' for k, v in r['steps'].items())})")
     print(f"  bitstream {r['bitstream']}")
