@@ -13,6 +13,7 @@ the UP5K's single-port SPRAMs, which :mod:`anyprec.hw.core` addresses through on
 address for exactly this reason.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -373,11 +374,11 @@ def _seed_cmd(cmd, name, seed, s):
 
 
 def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, progress,
-                first_step, n_steps, steps):
-    """Place and route once per seed (one synthesis); keep the seed with the highest Fmax
-    (the earliest of equals) under the build's own file names. Returns the table."""
-    table = []
-    for i, s in enumerate(seeds):
+                first_step, n_steps, steps, jobs=1):
+    """Place and route once per seed (one synthesis), ``jobs`` at a time; keep the seed
+    with the highest Fmax (the earliest of equals) under the build's own file names.
+    Returns (kept seed, table)."""
+    def one(i, s):
         label = f"place and route, seed {s}"
         if progress:
             progress(first_step + i, n_steps, label, "start", 0.0)
@@ -389,16 +390,25 @@ def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, prog
             if "does not fit" in str(e):
                 raise
             # A seed that does not place (nextpnr gives up on it) does not end the sweep.
-            table.append({"seed": s, "fmax_mhz": None, "timing_met": False,
-                          "error": str(e)})
+            entry = {"seed": s, "fmax_mhz": None, "timing_met": False, "error": str(e)}
         else:
             rep = json.loads((outdir / f"{name}.seed{s}.report.json").read_text())
             fmax, _ = _fmax(rep, clock_mhz)
-            table.append({"seed": s, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
-                          "timing_met": fmax is not None and fmax >= clock_mhz})
+            entry = {"seed": s, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+                     "timing_met": fmax is not None and fmax >= clock_mhz}
         steps[label] = round(time.monotonic() - t0, 2)
         if progress:
             progress(first_step + i, n_steps, label, "done", steps[label])
+        return entry
+
+    if jobs <= 1:
+        table = [one(i, s) for i, s in enumerate(seeds)]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(one, i, s) for i, s in enumerate(seeds)]
+            table = [f.result() for f in futures]
+        for s in seeds:     # the steps in seed order, whatever order they finished in
+            steps[f"place and route, seed {s}"] = steps.pop(f"place and route, seed {s}")
     placed = [t for t in table if t["fmax_mhz"] is not None]
     if not placed:
         raise BuildError(f"place and route failed for every seed ({', '.join(map(str, seeds))})"
@@ -423,13 +433,13 @@ def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, prog
 
 def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mhz=None,
           baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS, progress=None, bench=False,
-          slack=False, seeds=None):
+          slack=False, seeds=None, jobs=1):
     """Build the bitstream of ``cfg`` (default: the board's) and return the report dict.
 
     ``seeds`` (a sequence of nextpnr seeds; ``seed`` is then ignored): synthesise once,
     place and route with each seed and keep the one with the highest Fmax (the earliest of
     equal ones); the report's ``seed`` is that one and ``seeds`` lists every seed's Fmax.
-    The bitstream is the one ``seed=<that seed>`` builds.
+    The bitstream is the one ``seed=<that seed>`` builds. ``jobs``: seeds placed at once.
 
     ``progress(step_index, n_steps, name, state, seconds)`` is called with state
     ``"start"`` and ``"done"`` for every step. ``bench=True`` (performance sweeps):
@@ -470,7 +480,7 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         i += 1
         if sweep and label == "place and route":
             seed, table = _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env,
-                                      top.clock_mhz, progress, i, n_steps, steps)
+                                      top.clock_mhz, progress, i, n_steps, steps, jobs)
             i += len(seeds) - 1
             continue
         if progress:

@@ -172,7 +172,8 @@ def test_seed_cmd_renames_every_output():
     assert _seed_cmd(ICE40_PNR, "top", 1, 12).endswith("--pcf top.pcf --asc top.seed12.asc")
 
 
-def test_seed_sweep_keeps_the_highest_fmax(monkeypatch, tmp_path):
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_seed_sweep_keeps_the_highest_fmax(monkeypatch, tmp_path, jobs):
     """Place and route stubbed: each seed writes its report; seed 3 does not place."""
     from anyprec.boards import build as B
     fmax = {1: 30.5, 2: 41.25, 3: None, 4: 41.25, 5: 12.0}
@@ -192,8 +193,9 @@ def test_seed_sweep_keeps_the_highest_fmax(monkeypatch, tmp_path):
     (tmp_path / "build_top.sh").write_text(ICE40_PNR + "\n")
     steps, shown = {}, []
     best, table = B._seed_sweep(None, "top", [1, 2, 3, 4, 5], ICE40_PNR, 1, [], tmp_path, {},
-                                24.0, lambda *a: shown.append(a), 2, 7, steps)
-    assert ran == [(s, f"place and route, seed {s}") for s in (1, 2, 3, 4, 5)]
+                                24.0, lambda *a: shown.append(a), 2, 7, steps, jobs)
+    assert sorted(ran) == [(s, f"place and route, seed {s}") for s in (1, 2, 3, 4, 5)]
+    assert list(steps) == [f"place and route, seed {s}" for s in (1, 2, 3, 4, 5)]
     assert best == 2    # 41.25 MHz, the earlier of the two equal seeds
     assert [(t["seed"], t["fmax_mhz"], t["timing_met"]) for t in table] == [
         (1, 30.5, True), (2, 41.25, True), (3, None, False), (4, 41.25, True),
@@ -205,7 +207,7 @@ def test_seed_sweep_keeps_the_highest_fmax(monkeypatch, tmp_path):
     assert not list(tmp_path.glob("top.seed*.asc"))          # the others' placements go
     assert (tmp_path / "top.seed4.report.json").is_file()    # their reports stay
     assert "--seed 2 " in (tmp_path / "build_top.sh").read_text()
-    assert [a[0] for a in shown if a[3] == "done"] == [2, 3, 4, 5, 6] and len(steps) == 5
+    assert sorted(a[0] for a in shown if a[3] == "done") == [2, 3, 4, 5, 6]
     # No seed places: one error naming the seeds; a design that does not fit stops at once.
     fmax.update({1: None, 2: None})
     with pytest.raises(B.BuildError, match=r"every seed \(1, 2, 3\)"):
@@ -235,6 +237,11 @@ def test_cli_bad_seeds_is_one_line(capsys, monkeypatch, seeds, match):
     assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
     code, _, err = _cli(capsys, "build", "--board", "icebreaker", "--seed", "1", "--seeds", "1-2")
     assert code == 2 and "not both" in err
+    code, _, err = _cli(capsys, "build", "--board", "icebreaker", "--workers", "2")
+    assert code == 2 and "needs --seeds" in err
+    code, _, err = _cli(capsys, "build", "--board", "icebreaker", "--seeds", "1-2",
+                        "--workers", "0")
+    assert code == 2 and "--workers must be from 1 to 64, not 0" in err
 
 
 def test_parse_seeds():

@@ -21,7 +21,7 @@ def register(sub):
                     "board's default configuration ('anyprec boards').",
         examples=["anyprec build --board icebreaker",
                   "anyprec build --board ulx3s-85f --rows 16 --cols 16 --seed 3 --json",
-                  "anyprec build --board icebreaker --clock 36 --seeds 1-4   best of 4 seeds",
+                  "anyprec build --board icebreaker --clock 36 --seeds 1-4 --workers 2   best of 4",
                   "anyprec build --board all                   every target (make boards)",
                   "anyprec build --board arty-a7-35 -o out/arty  Verilog + XDC for Vivado",
                   "anyprec build --board icebreaker --toolchain system --baud 1000000"])
@@ -33,6 +33,9 @@ def register(sub):
     p.add_argument("--seeds", default=None, metavar="LIST",
                    help="seed sweep, e.g. 1-4 or 1,3,7: synthesise once, place and route "
                         "with each seed, keep the highest Fmax (report 'seeds' lists all)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="with --seeds: seeds placed at once (default 1; each nextpnr "
+                        "takes a core)")
     p.add_argument("--clock", type=float, default=None, metavar="MHZ",
                    help="design clock made by the PLL (default: the board's)")
     p.add_argument("--baud", type=int, default=None,
@@ -84,6 +87,10 @@ def _check(args):
         args.seeds = parse_seeds(args.seeds)
     if args.seed is None:
         args.seed = 1
+    if not 1 <= args.workers <= MAX_SEEDS:
+        raise ConfigError(f"--workers must be from 1 to {MAX_SEEDS}, not {args.workers}")
+    if args.workers > 1 and args.seeds is None:
+        raise ConfigError("--workers places several seeds at once: it needs --seeds")
     if args.seed < 0 or args.seed > 2**31 - 1:
         raise ConfigError(f"--seed must be from 0 to 2147483647, not {args.seed}")
     if args.baud is not None and args.baud <= 0:
@@ -144,7 +151,7 @@ def run(args):
                 rep = B.build(board, cfg, seed=args.seed, toolchain=args.toolchain,
                               outdir=outdir, target_mhz=args.clock, baud=baud,
                               progress=_progress(args.json, board.name),
-                              slack=args.slack, seeds=args.seeds)
+                              slack=args.slack, seeds=args.seeds, jobs=args.workers)
                 failed_timing |= not rep["timing_met"]
         except AnyprecError as e:
             if len(names) == 1:
