@@ -53,13 +53,21 @@ class BoardTop(Elaboratable):
                  timeout_ms=DEFAULT_TIMEOUT_MS):
         self.board = board
         self.cfg = cfg
-        self.pll, self.clock_mhz = clock_plan(board, target_mhz)
-        self.baud = baud
-        self.divisor = uart_divisor(self.clock_mhz * 1e6, baud)
-        self.timeout = max(1, int(self.clock_mhz * 1e3 * timeout_ms))
-        # Built here so that parameter errors surface before synthesis.
-        self.core = AnyprecUartTop(cfg, divisor=self.divisor, timeout=self.timeout,
-                                   heartbeat_bits=max(2, int(self.clock_mhz * 1e6).bit_length() - 1))
+        try:
+            self.pll, self.clock_mhz = clock_plan(board, target_mhz)
+            self.baud = baud
+            self.divisor = uart_divisor(self.clock_mhz * 1e6, baud)
+            self.timeout = max(1, int(self.clock_mhz * 1e3 * timeout_ms))
+            # Built here so that parameter errors surface before synthesis.
+            self.core = AnyprecUartTop(
+                cfg, divisor=self.divisor, timeout=self.timeout,
+                heartbeat_bits=max(2, int(self.clock_mhz * 1e6).bit_length() - 1))
+        except Exception:
+            # A refused parameter: this half-made top is no design, so Amaranth's
+            # "created but never used" warning (at garbage collection, often in a later
+            # command or test) would only be noise after the one-line error.
+            self._MustUse__silence = True
+            raise
 
     def elaborate(self, platform):
         m = Module()

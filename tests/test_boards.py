@@ -288,6 +288,28 @@ def test_cli_bad_input_is_one_line(capsys, argv, match):
     assert "Traceback" not in err
 
 
+def test_refused_board_top_leaves_no_unused_warning(monkeypatch):
+    """A BoardTop refused in its constructor (here: a baud rate too fast for the clock)
+    is not reported by Amaranth as 'created but never used' when it is collected."""
+    import gc
+    import warnings
+    from amaranth.hdl._ir import UnusedElaboratable
+    from anyprec.golden.errors import AnyprecError
+    # Amaranth enables the warning once anything has been elaborated in the process.
+    monkeypatch.setattr(UnusedElaboratable, "_MustUse__silence", False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            BoardTop(get_board("icesugar-pro"), get_board("icesugar-pro").default,
+                     baud=50_000_000)
+        except AnyprecError as e:
+            assert "too fast" in str(e)
+        else:
+            pytest.fail("the baud rate was accepted")
+        gc.collect()
+    assert not [w for w in seen if "never used" in str(w.message)], seen
+
+
 def test_cli_missing_toolchain_is_one_line(capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     code, out, err = _cli(capsys, "build", "--board", "icebreaker", "--toolchain", "system")
