@@ -29,7 +29,7 @@ from .registry import Board, get_board, BOARDS
 from .toolchain import resolve
 from .top import BoardTop, DEFAULT_BAUD, DEFAULT_TIMEOUT_MS
 
-__all__ = ["BuildError", "build", "estimate", "export", "board_config", "STEPS",
+__all__ = ["BuildError", "build", "estimate", "largest", "export", "board_config", "STEPS",
            "count_cells", "bram_check", "default_outdir"]
 
 STEPS = ("synthesis", "place and route", "pack")
@@ -585,6 +585,79 @@ def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None)
         "cells": cells, "seconds": round(time.monotonic() - t_all, 2),
     })
     return report
+
+
+#: The square arrays ``largest`` tries: powers of two up to the configuration's limit.
+LARGEST_SIZES = tuple(1 << i for i in range(9))
+
+
+def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
+    """The largest square power-of-two array (R = C) of ``cfg`` (default: the board's;
+    its other parameters kept) that the synthesis estimate fits on the board with the
+    weight memory in block RAM. Bisects over the sizes, starting at the configuration's
+    own, so it synthesises about log2 of the candidates (each an :func:`estimate`).
+
+    Returns ``{"board", "device", "largest": {"rows", "cols"} or None, "config",
+    "probes": [...], "tools", "seconds"}``; ``progress(message)`` hears every probe.
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    cfg = board.default if cfg is None else cfg
+    if not board.bitstream:
+        raise BuildError(f"{board.name}: no open synthesis flow for {board.family}; "
+                         "estimates cover the iCE40 and ECP5 boards")
+    t_all = time.monotonic()
+    tc = resolve(board.family, toolchain)
+    outdir = Path(outdir or (default_outdir(board.name).parent / (board.name + "-largest")))
+    sizes, probes = [], {}
+    for n in LARGEST_SIZES:
+        try:
+            cfg.replace(rows=n, cols=n)
+        except ConfigError as e:
+            probes[n] = {"rows": n, "cols": n, "fits": False, "error": str(e)}
+        else:
+            sizes.append(n)
+    if not sizes:
+        raise BuildError(f"no square power-of-two array is a valid configuration here: "
+                         f"{probes[1]['error']}")
+
+    def fits(i):
+        n = sizes[i]
+        if progress:
+            progress(f"{board.name}: estimating {n}x{n} ...")
+        r = estimate(board, cfg.replace(rows=n, cols=n), toolchain=toolchain,
+                     outdir=outdir / f"{n}x{n}")
+        ok = r["fits"] and r["weight_memory"]["in_block_ram"]
+        probes[n] = {"rows": n, "cols": n, "fits": ok,
+                     "within_headroom_limit": r["within_headroom_limit"],
+                     "limiting": r["limiting"], "utilization": r["utilization"],
+                     "estimated": r["estimated"], "weight_memory": r["weight_memory"]["detail"],
+                     "seconds": r["seconds"]}
+        if progress:
+            u = r["utilization"][r["limiting"]]
+            progress(f"{board.name}: {n}x{n} {'fits' if ok else 'does not fit'} "
+                     f"({r['limiting']} {100 * u:.1f}%, {r['seconds']:.0f} s)")
+        return ok
+
+    # Bisection: every size up to lo fits, none from hi on (sizes[-1] + 1 is "hi = len").
+    lo, hi = -1, len(sizes)
+    start = max([i for i, n in enumerate(sizes) if n <= min(cfg.rows, cfg.cols)] or [0])
+    if fits(start):
+        lo = start
+    else:
+        hi = start
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    best = sizes[lo] if lo >= 0 else None
+    return {"board": board.name, "device": board.device,
+            "largest": {"rows": best, "cols": best} if best else None,
+            "config": cfg.replace(rows=best, cols=best).to_dict() if best else None,
+            "probes": [probes[n] for n in sorted(probes)],
+            "tools": tc.versions, "outdir": str(outdir.resolve()),
+            "seconds": round(time.monotonic() - t_all, 2)}
 
 
 def export(board, cfg=None, *, outdir=None, baud=DEFAULT_BAUD, timeout_ms=DEFAULT_TIMEOUT_MS):

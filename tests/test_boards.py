@@ -323,6 +323,71 @@ def test_count_cells_strips_paramod():
     assert count_cells(stat) == {"SB_RAM40_4K": 4, "SB_LUT4": 7}
 
 
+def _fake_estimate(limit, calls):
+    """An estimate stub: R x C uses R*C/limit**2 of the LUTs (fits up to limit x limit)."""
+    def estimate(board, cfg, **kw):
+        calls.append((cfg.rows, cfg.cols, cfg.layers))
+        u = cfg.rows * cfg.cols / limit ** 2
+        util = {"luts": u, "ffs": u / 2, "brams": 0.1, "dsps": 0.0, "sprams": 0.0}
+        return {"fits": u <= 1, "within_headroom_limit": u <= 0.9, "limiting": "luts",
+                "utilization": util, "estimated": {"luts": int(5000 * u)},
+                "weight_memory": {"in_block_ram": True, "detail": "stub"}, "seconds": 1.0}
+    return estimate
+
+
+@pytest.mark.parametrize("limit,start,answer", [(8, 16, 8), (8, 1, 8), (64, 8, 64),
+                                                (256, 16, 256), (1, 4, 1), (0.5, 8, None)])
+def test_largest_bisects_square_sizes(monkeypatch, tmp_path, limit, start, answer):
+    """Estimates stubbed: the search finds the largest fitting power-of-two square in at
+    most 4 syntheses (9 candidates), keeping the configuration's other parameters."""
+    from anyprec.boards import build as B
+    calls = []
+    monkeypatch.setattr(B, "estimate", _fake_estimate(limit, calls))
+    cfg = get_board("ulx3s-85f").default.replace(rows=start, cols=start, layers=2)
+    r = B.largest("ulx3s-85f", cfg, outdir=tmp_path)
+    assert (r["largest"] or {}).get("rows") == answer
+    assert r["config"] is None if answer is None else r["config"]["layers"] == 2
+    assert 1 <= len(calls) <= 4 and all(rr == cc and l == 2 for rr, cc, l in calls)
+    assert calls[0][0] == start
+    fit = {p["rows"]: p["fits"] for p in r["probes"]}
+    assert all(fit[n] == (n <= limit) for n in fit), fit
+    if answer is not None and answer < 256:
+        assert fit[answer] and not fit[2 * answer]       # the next size up was tried
+
+
+@pytest.mark.slow
+def test_largest_icebreaker(tmp_path):
+    """Real syntheses (about 1.5 minutes): the UP5K's largest square array fits by the
+    estimate, the next size up does not."""
+    from anyprec.boards.build import largest
+    r = largest("icebreaker", outdir=tmp_path)
+    n = r["largest"]["rows"]
+    fit = {p["rows"]: p for p in r["probes"]}
+    assert fit[n]["fits"] and fit[n]["utilization"]["luts"] <= 1.0
+    assert not fit[2 * n]["fits"]
+    assert r["config"]["layers"] == 1 and r["config"]["rows"] == r["config"]["cols"] == n
+
+
+def test_cli_estimate_largest(monkeypatch, capsys, tmp_path):
+    from anyprec.boards import build as B
+    calls = []
+    monkeypatch.setattr(B, "estimate", _fake_estimate(32, calls))
+    code, out, err = _cli(capsys, "estimate", "--board", "ulx3s-85f", "--largest",
+                          "--layers", "2", "-o", str(tmp_path))
+    assert code == 0, err
+    assert "-> largest: 32x32" in out and "--rows 32 --cols 32 --layers 2'" in out
+    assert "ulx3s-85f: estimating 16x16 ..." in err
+    code, out, _ = _cli(capsys, "estimate", "--board", "ulx3s-85f", "--largest", "--json",
+                        "-o", str(tmp_path))
+    assert code == 0 and json.loads(out)["largest"] == {"rows": 32, "cols": 32}
+    code, _, err = _cli(capsys, "estimate", "--board", "ulx3s-85f", "--largest",
+                        "--rows", "4")
+    assert code == 2 and "leave out --rows/--cols" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = _cli(capsys, "estimate", "--board", "arty-a7-35", "--largest")
+    assert code == 2 and "no open synthesis flow" in err
+
+
 def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     """Synthesis-only estimate: resources against the device, the fit verdict (three
     layer slots are too many for the UP5K, which the estimate must say before any place

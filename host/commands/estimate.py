@@ -18,20 +18,29 @@ def register(sub):
                     "block RAM (DP16KD on ECP5, SB_RAM40_4K/SPRAM on iCE40), not LUTs.",
         examples=["anyprec estimate --board ulx3s-85f",
                   "anyprec estimate --board ulx3s-85f --rows 32 --cols 16 --json",
-                  "anyprec estimate --board icebreaker --rows 1 --cols 4"])
+                  "anyprec estimate --board icebreaker --rows 1 --cols 4",
+                  "anyprec estimate --board ulx3s-25f --largest    largest RxR that fits"])
     p.add_argument("--board", required=True, metavar="NAME", help="board name ('anyprec boards')")
     add_config_args(p)
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
                    help="yowasp (default) or the system's yosys")
     p.add_argument("-o", "--outdir", default=None, metavar="DIR", help="work directory")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.add_argument("--largest", action="store_true",
+                   help="find the largest square power-of-two array (R = C) that fits, by "
+                        "bisection (a few estimates; the other configuration flags apply)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from ...boards.build import estimate
     from .build import board_and_config
+    if args.largest and (args.cfg_rows is not None or args.cfg_cols is not None):
+        from ...golden.errors import ConfigError
+        raise ConfigError("--largest chooses rows and cols itself; leave out --rows/--cols")
     board, cfg = board_and_config(args)
+    if args.largest:
+        return _largest(args, board, cfg)
 
     def show(i, n, label, state, seconds):
         if state == "start":
@@ -71,4 +80,36 @@ def run(args):
         print(f"  note: {r['untimed_dsps']} SB_MAC16 cell(s) with a combinational path "
               "through them, which nextpnr does not time (its Fmax will leave those "
               "paths out)")
+    return 0
+
+
+def _largest(args, board, cfg):
+    from ...boards.build import largest
+    r = largest(board, cfg, toolchain=args.toolchain, outdir=args.outdir,
+                progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    print(f"{r['board']} ({r['device']}): largest square array, synthesis estimates")
+    print(f"  {'array':>7}  {'fits':<5} {'LUTs':>6} {'BRAM':>6} {'DSP':>6}  limiting")
+    for p in r["probes"]:
+        if "utilization" not in p:
+            continue        # not a valid configuration (the JSON gives the reason)
+        u = p["utilization"]
+        print(f"  {p['rows']:>3}x{p['cols']:<3}  {'yes' if p['fits'] else 'no':<5} "
+              f"{100 * u['luts']:5.1f}% {100 * u['brams']:5.1f}% {100 * u['dsps']:5.1f}%  "
+              f"{p['limiting']}")
+    if r["largest"] is None:
+        print("  -> no square array fits this board with this configuration")
+        return 0
+    n = r["largest"]["rows"]
+    from . import _CONFIG_FLAGS
+    flags = "".join(f" {flag} {getattr(cfg, field)}" for flag, field, _ in _CONFIG_FLAGS
+                    if field not in ("rows", "cols")
+                    and getattr(cfg, field) != getattr(board.default, field))
+    if cfg.design != board.default.design:
+        flags += f" --design {cfg.design}"
+    print(f"  -> largest: {n}x{n}; place and route it with "
+          f"'anyprec build --board {r['board']} --rows {n} --cols {n}{flags}' (a nearly "
+          "full device may need a slower --clock)")
     return 0
