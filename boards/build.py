@@ -589,13 +589,16 @@ def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None)
 
 #: The square arrays ``largest`` tries: powers of two up to the configuration's limit.
 LARGEST_SIZES = tuple(1 << i for i in range(9))
+#: ``largest`` skips a size whose extrapolated use of some resource is over this (a
+#: quarter above the device, so a size near the limit is always synthesised).
+EXTRAPOLATION_MARGIN = 1.25
 
 
 def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
     """The largest square power-of-two array (R = C) of ``cfg`` (default: the board's;
     its other parameters kept) that the synthesis estimate fits on the board with the
-    weight memory in block RAM. Bisects over the sizes, starting at the configuration's
-    own, so it synthesises about log2 of the candidates (each an :func:`estimate`).
+    weight memory in block RAM. It steps from the configuration's own size, up while the
+    size fits and down while it does not (each probe an :func:`estimate`).
 
     Returns ``{"board", "device", "largest": {"rows", "cols"} or None, "config",
     "probes": [...], "tools", "seconds"}``; ``progress(message)`` hears every probe.
@@ -638,20 +641,42 @@ def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
                      f"({r['limiting']} {100 * u:.1f}%, {r['seconds']:.0f} s)")
         return ok
 
-    # Bisection: every size up to lo fits, none from hi on (sizes[-1] + 1 is "hi = len").
-    lo, hi = -1, len(sizes)
-    start = max([i for i, n in enumerate(sizes) if n <= min(cfg.rows, cfg.cols)] or [0])
-    if fits(start):
-        lo = start
+    def hopeless(i):
+        """Whether size i surely does not fit, from the two sizes below it, without its
+        synthesis (the largest sizes take the longest: 64x64 on a 25F took 491 s). With
+        every resource a fixed part plus parts linear and quadratic in n (non-negative),
+        u(2n) - u(n) >= 2 (u(n) - u(n/2)); size i is skipped when that lower bound is over
+        EXTRAPOLATION_MARGIN of some resource."""
+        if i < 2 or "utilization" not in probes.get(sizes[i - 2], {}):
+            return False
+        u1, u2 = probes[sizes[i - 2]]["utilization"], probes[sizes[i - 1]]["utilization"]
+        bound = {k: u2[k] + 2 * max(0.0, u2[k] - u1[k]) for k in u2}
+        worst = max(bound, key=bound.get)
+        if sizes[i - 1] != 2 * sizes[i - 2] or sizes[i] != 2 * sizes[i - 1] \
+                or bound[worst] <= EXTRAPOLATION_MARGIN:
+            return False
+        n = sizes[i]
+        probes[n] = {"rows": n, "cols": n, "fits": False, "extrapolated": True,
+                     "limiting": worst, "at_least": {k: round(v, 4) for k, v in bound.items()}}
+        if progress:
+            progress(f"{board.name}: {n}x{n} does not fit (extrapolated from "
+                     f"{sizes[i - 2]}x{sizes[i - 2]} and {sizes[i - 1]}x{sizes[i - 1]}: "
+                     f"{worst} at least {100 * bound[worst]:.0f}%; not synthesised)")
+        return True
+
+    # One size at a time from the configuration's own: up while it fits, down while it
+    # does not. Each size is four times the last one's array, so the answer is a step or
+    # two away, and a bisection's first jump (8x8 to 64x64 on a 25F) would synthesise a
+    # size far too large, at ten to twenty times the time of the answer's.
+    i = max([i for i, n in enumerate(sizes) if n <= min(cfg.rows, cfg.cols)] or [0])
+    if fits(i):
+        while i + 1 < len(sizes) and not hopeless(i + 1) and fits(i + 1):
+            i += 1
     else:
-        hi = start
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    best = sizes[lo] if lo >= 0 else None
+        while i > 0 and not fits(i - 1):
+            i -= 1
+        i -= 1
+    best = sizes[i] if i >= 0 else None
     return {"board": board.name, "device": board.device,
             "largest": {"rows": best, "cols": best} if best else None,
             "config": cfg.replace(rows=best, cols=best).to_dict() if best else None,

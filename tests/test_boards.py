@@ -337,9 +337,10 @@ def _fake_estimate(limit, calls):
 
 @pytest.mark.parametrize("limit,start,answer", [(8, 16, 8), (8, 1, 8), (64, 8, 64),
                                                 (256, 16, 256), (1, 4, 1), (0.5, 8, None)])
-def test_largest_bisects_square_sizes(monkeypatch, tmp_path, limit, start, answer):
-    """Estimates stubbed: the search finds the largest fitting power-of-two square in at
-    most 4 syntheses (9 candidates), keeping the configuration's other parameters."""
+def test_largest_steps_through_square_sizes(monkeypatch, tmp_path, limit, start, answer):
+    """Estimates stubbed: the search finds the largest fitting power-of-two square,
+    stepping one size at a time from the configuration's own (never past the first size
+    that does not fit), keeping the configuration's other parameters."""
     from anyprec.boards import build as B
     calls = []
     monkeypatch.setattr(B, "estimate", _fake_estimate(limit, calls))
@@ -347,12 +348,36 @@ def test_largest_bisects_square_sizes(monkeypatch, tmp_path, limit, start, answe
     r = B.largest("ulx3s-85f", cfg, outdir=tmp_path)
     assert (r["largest"] or {}).get("rows") == answer
     assert r["config"] is None if answer is None else r["config"]["layers"] == 2
-    assert 1 <= len(calls) <= 4 and all(rr == cc and l == 2 for rr, cc, l in calls)
-    assert calls[0][0] == start
+    assert all(rr == cc and l == 2 for rr, cc, l in calls)
+    sizes = [c[0] for c in calls]
+    assert sizes[0] == start and len(set(sizes)) == len(sizes)
+    assert all(b in (2 * a, a // 2) for a, b in zip(sizes, sizes[1:])), sizes
+    assert max(sizes) <= max(start, 2 * (answer or 0))       # nothing far too large
     fit = {p["rows"]: p["fits"] for p in r["probes"]}
     assert all(fit[n] == (n <= limit) for n in fit), fit
     if answer is not None and answer < 256:
         assert fit[answer] and not fit[2 * answer]       # the next size up was tried
+
+
+def test_largest_skips_a_size_that_surely_does_not_fit(monkeypatch, tmp_path):
+    """From 16x16 and 32x32 (6.25 % and 25 % of the LUTs in the stub), 64x64 would use at
+    least 25 + 2 x 18.75 = 62.5 %: synthesised (it fits, 100 %). From 32x32 and 64x64,
+    128x128 would use at least 250 %: not synthesised, listed as extrapolated."""
+    from anyprec.boards import build as B
+    calls = []
+    monkeypatch.setattr(B, "estimate", _fake_estimate(64, calls))
+    cfg = get_board("ulx3s-85f").default
+    r = B.largest("ulx3s-85f", cfg, outdir=tmp_path)
+    assert [c[0] for c in calls] == [16, 32, 64] and r["largest"]["rows"] == 64
+    p = {q["rows"]: q for q in r["probes"]}
+    assert p[128]["extrapolated"] and not p[128]["fits"] and p[128]["limiting"] == "luts"
+    assert p[128]["at_least"]["luts"] == pytest.approx(2.5)
+    assert "extrapolated" not in p[64]
+    # Just over the device (a bound under the 25 % margin) is always synthesised.
+    calls.clear()
+    monkeypatch.setattr(B, "estimate", _fake_estimate(50, calls))
+    r = B.largest("ulx3s-85f", cfg, outdir=tmp_path)
+    assert [c[0] for c in calls] == [16, 32, 64] and r["largest"]["rows"] == 32
 
 
 @pytest.mark.slow

@@ -27,8 +27,9 @@ def register(sub):
     p.add_argument("-o", "--outdir", default=None, metavar="DIR", help="work directory")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.add_argument("--largest", action="store_true",
-                   help="find the largest square power-of-two array (R = C) that fits, by "
-                        "bisection (a few estimates; the other configuration flags apply)")
+                   help="find the largest square power-of-two array (R = C) that fits, "
+                        "one size at a time from the configuration's own (a few estimates; "
+                        "the other configuration flags apply)")
     p.set_defaults(func=run)
 
 
@@ -93,6 +94,12 @@ def _largest(args, board, cfg):
     print(f"{r['board']} ({r['device']}): largest square array, synthesis estimates")
     print(f"  {'array':>7}  {'fits':<5} {'LUTs':>6} {'BRAM':>6} {'DSP':>6}  limiting")
     for p in r["probes"]:
+        if p.get("extrapolated"):
+            u = p["at_least"]
+            print(f"  {p['rows']:>3}x{p['cols']:<3}  {'no':<5} >{100 * u['luts']:4.0f}% "
+                  f">{100 * u['brams']:4.0f}% >{100 * u['dsps']:4.0f}%  {p['limiting']} "
+                  "(extrapolated, not synthesised)")
+            continue
         if "utilization" not in p:
             continue        # not a valid configuration (the JSON gives the reason)
         u = p["utilization"]
