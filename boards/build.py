@@ -666,8 +666,8 @@ def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
 
     # One size at a time from the configuration's own: up while it fits, down while it
     # does not. Each size is four times the last one's array, so the answer is a step or
-    # two away, and a bisection's first jump (8x8 to 64x64 on a 25F) would synthesise a
-    # size far too large, at ten to twenty times the time of the answer's.
+    # two away; a bisection would jump to sizes far too large (8x8 to 64x64 on a 25F),
+    # the slowest to synthesise, and could not skip them as hopeless.
     i = max([i for i, n in enumerate(sizes) if n <= min(cfg.rows, cfg.cols)] or [0])
     if fits(i):
         while i + 1 < len(sizes) and not hopeless(i + 1) and fits(i + 1):
