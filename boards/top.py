@@ -102,7 +102,10 @@ class BoardTop(Elaboratable):
         m.d.comb += cd.rst.eq(rst)
 
         m.submodules.core = core = self.core
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        # Every subsignal raw ("-"): the ULX3S's UART also has rts and dtr, which the
+        # design leaves unused; requesting them without a direction is deprecated.
+        uart = platform.request("uart", 0,
+                                dir={sub.name: "-" for sub in platform.lookup("uart", 0).ios})
         m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
         m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
