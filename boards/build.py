@@ -373,6 +373,12 @@ def _seed_cmd(cmd, name, seed, s):
     return out
 
 
+def _seed_entry(seed, fmax, clock_mhz):
+    """One row of a report's ``seeds``: the seed, its Fmax (MHz) and whether it meets."""
+    return {"seed": seed, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+            "timing_met": fmax is not None and fmax >= clock_mhz}
+
+
 def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, progress,
                 first_step, n_steps, steps, jobs=1):
     """Place and route once per seed (one synthesis), ``jobs`` at a time; keep the seed
@@ -393,9 +399,7 @@ def _seed_sweep(board, name, seeds, cmd, seed, pre, outdir, env, clock_mhz, prog
             entry = {"seed": s, "fmax_mhz": None, "timing_met": False, "error": str(e)}
         else:
             rep = json.loads((outdir / f"{name}.seed{s}.report.json").read_text())
-            fmax, _ = _fmax(rep, clock_mhz)
-            entry = {"seed": s, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
-                     "timing_met": fmax is not None and fmax >= clock_mhz}
+            entry = _seed_entry(s, _fmax(rep, clock_mhz)[0], clock_mhz)
         steps[label] = round(time.monotonic() - t0, 2)
         if progress:
             progress(first_step + i, n_steps, label, "done", steps[label])
@@ -530,9 +534,7 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
         "bitstream": str(bit), "bitstream_sha256": digest,
         "synth_opts": list(board.synth_opts), "synth_wire_ps": board.synth_wire_ps or None,
         "nextpnr_opts": list(board.pnr_opts),
-        "seeds": table or [{"seed": int(seed), "fmax_mhz": round(fmax, 2)
-                            if fmax is not None else None,
-                            "timing_met": fmax is not None and fmax >= top.clock_mhz}],
+        "seeds": table or [_seed_entry(int(seed), fmax, top.clock_mhz)],
         "steps": steps, "seconds": round(time.monotonic() - t_all, 2),
     })
     if slack:
@@ -545,15 +547,20 @@ def build(board, cfg=None, *, seed=1, toolchain="yowasp", outdir=None, target_mh
     return report
 
 
+def _require_open_flow(board):
+    """Estimates need yosys' flow for the board's family (iCE40, ECP5)."""
+    if not board.bitstream:
+        raise BuildError(f"{board.name}: no open synthesis flow for {board.family}; "
+                         "estimates cover the iCE40 and ECP5 boards")
+
+
 def estimate(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
     """Synthesis only: estimated resources, whether ``cfg`` fits, and where the weight
     memory went. Fast compared with :func:`build` (no place and route)."""
     board = get_board(board) if isinstance(board, str) else board
     cfg = board.default if cfg is None else cfg
     t_all = time.monotonic()
-    if not board.bitstream:
-        raise BuildError(f"{board.name}: no open synthesis flow for {board.family}; "
-                         "estimates cover the iCE40 and ECP5 boards")
+    _require_open_flow(board)
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or (default_outdir(board.name).parent / (board.name + "-estimate")))
     outdir = outdir.resolve()
@@ -605,9 +612,7 @@ def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
     """
     board = get_board(board) if isinstance(board, str) else board
     cfg = board.default if cfg is None else cfg
-    if not board.bitstream:
-        raise BuildError(f"{board.name}: no open synthesis flow for {board.family}; "
-                         "estimates cover the iCE40 and ECP5 boards")
+    _require_open_flow(board)
     t_all = time.monotonic()
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or (default_outdir(board.name).parent / (board.name + "-largest")))
