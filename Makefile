@@ -3,7 +3,7 @@
 #   make test      the whole fast suite (< 15 min on 2 cores); CI runs exactly this
 #   make test-all  fast suite plus the long sweeps (fuzz, full place-and-route, ...)
 #   make formal-deep  the formal runs too long for test-all (hours; see docs/formal.md)
-#   make bench     performance sweep, writes docs/performance.md (< 20 min on 2 cores)
+#   make bench     performance sweep, writes docs/performance.md (18 min alone on 2 cores)
 #   make bench-device  the whole-device pair (largest serial array vs 10x10 DSP; long),
 #                  saved to docs/performance-device.json, which `make bench` includes
 #   make boards    place-and-route every board target
@@ -41,11 +41,12 @@ demo: setup
 golden: setup
 	$(BIN)/anyprec golden
 
+# (--durations: the slowest tests, to watch the 15-minute budget in CI's log)
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) -q
+	$(BIN)/python -m pytest -n $(JOBS) -q --durations=15
 
 test-all: setup
-	$(BIN)/python -m pytest -n $(JOBS) -q -m "not deep"
+	$(BIN)/python -m pytest -n $(JOBS) -q -m "not deep" --durations=25
 
 formal-deep: setup
 	$(BIN)/python -m pytest -q -rA -m deep tests/test_formal.py
