@@ -60,6 +60,30 @@ def programmer_argv(board, bitstream, *, flash=False):
     return argv
 
 
+#: The build report's fields that :func:`program` reads or passes on, with their types.
+_REPORT_FIELDS = {"board": str, "bitstream_sha256": str, "config": dict,
+                  "clock_mhz": (int, float), "baud": int, "seed": int, "timing_met": bool}
+
+
+def _build_report(report_file):
+    """The build report next to a bitstream, or None when it is missing, unreadable or
+    malformed (a field of the wrong type): not ours to judge, and the bitstream itself is
+    checked anyway. None of its fields is trusted unless all of them are well-typed."""
+    try:
+        built = json.loads(report_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(built, dict):
+        return None
+    for key, kind in _REPORT_FIELDS.items():
+        value = built.get(key)
+        # (bool is an int to isinstance: a baud of true is as wrong as one of "115200")
+        if value is not None and (not isinstance(value, kind)
+                                  or isinstance(value, bool) != (kind is bool)):
+            return None
+    return built
+
+
 def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
     """Program ``board`` with its built bitstream; returns a report dict.
 
@@ -85,14 +109,8 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
     if not data:
         raise ProgramError(f"{path} is empty: rebuild it")
     digest = hashlib.sha256(data).hexdigest()
-    report_file = path.parent / f"{path.stem}.anyprec.json"
-    built = None
-    if report_file.is_file():
-        try:
-            built = json.loads(report_file.read_text())
-        except (OSError, ValueError):
-            built = None            # not ours to judge; the bitstream is checked below
-    if isinstance(built, dict):
+    built = _build_report(path.parent / f"{path.stem}.anyprec.json")
+    if built is not None:
         if built.get("board") not in (None, board.name):
             raise ProgramError(f"{path} was built for {built['board']}, not {board.name}")
         want = built.get("bitstream_sha256")
@@ -104,7 +122,7 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
     found = shutil.which(tool)
     rep = {"board": board.name, "bitstream": str(path), "bitstream_sha256": digest,
            "built": {k: built.get(k) for k in ("config", "clock_mhz", "baud", "seed",
-                                                "timing_met")} if isinstance(built, dict)
+                                                "timing_met")} if built is not None
            else None,
            # iceprog and icesprog have no volatile mode: they always write the flash.
            "flash": bool(flash) if board.programmer_flash else True,

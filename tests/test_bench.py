@@ -88,7 +88,8 @@ def test_bench_cli_bad_points():
                      ("serial:ulx3s-85f:8by8", "looks like"),
                      ("serial:ulx3s-85f:8x8:64:d3", "drain must be a power of two"),
                      ("serial:ulx3s-85f:8x6:d4", "drain 4 must divide rows (8) and cols (6)"),
-                     ("serial:ulx3s-85f:8x8:1:2", "looks like")):
+                     ("serial:ulx3s-85f:8x8:1:2", "looks like"),
+                     ("serial:arty-a7-35:8x8", "no open place-and-route flow")):
         r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--points", bad],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "Traceback" not in r.stderr
@@ -237,4 +238,150 @@ def test_bench_bad_input_fails_before_any_build(tmp_path, argv, msg):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("anyprec: error: ")]
     assert len(lines) == 1 and msg in lines[0], r.stderr
+    assert not out.exists()
+
+
+def _full_report():
+    """A complete report, as 'anyprec bench --json' writes it (stand-in numbers)."""
+    pts = [dict(_rec("serial", 16, 16, 8000, 120), ref_layer=[256, 256]),
+           _rec("parallel-lut", 8, 8, 12000, 60),
+           dict(_rec("serial", 1, 4, 5000, 40, board="icebreaker"), ref_layer=[64, 64])]
+    for p in pts:
+        p.update({"ffs": 1, "brams": 1, "dsps": 0})
+    layer = {"m": 32, "k": 32, "cycles": {str(k): 40 for k in range(1, 9)},
+             "over_ideal": {str(k): 2.5 for k in range(1, 9)}, "overhead_cycles": [20],
+             "latency_ratio_8_over_k": {k: 3.0 for k in ("1", "2", "4")},
+             "ideal_ratio_8_over_k": {k: 8.0 for k in ("1", "2", "4")}}
+    speed = {"workload": {"samples": 100, "wbits": [1, 8]},
+             "bare_verilator": {"cycles": 10, "seconds": 0.5, "cycles_per_second": 20.0,
+                                "runs_seconds": [0.5, 0.6]},
+             "flows": {"verilator": {"cycles": 10, "seconds": 1.0, "cycles_per_second": 10.0,
+                                     "ratio_to_bare": 0.5, "same_responses_as_bare": True}}}
+    return {"points": pts, "seed": 1, "simulator": "verilator", "tools": {"x": "1"},
+            "date": "2026-01-01", "layer_cycles": {"config": "default 8x8", "layers": [layer]},
+            "tooling_speed": speed}
+
+
+def _docs(tmp_path, monkeypatch):
+    """Stand-in docs files where --write-docs writes, so that a test sees what it changes."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("performance.md", "performance.png", "performance.json"):
+        (docs / name).write_text(f"the {name} before")
+    monkeypatch.setattr("anyprec.host.commands.bench.DOCS", docs)
+    return {f: f.read_bytes() for f in docs.iterdir()}
+
+
+def _lc(rep):
+    return rep["layer_cycles"]["layers"][0]
+
+
+# (what is wrong, the change to a complete report, what the error message names)
+MALFORMED = [
+    ("no date", lambda r: r.pop("date"), "(no 'date')"),
+    ("no seed", lambda r: r.pop("seed"), "(no 'seed')"),
+    ("no simulator", lambda r: r.pop("simulator"), "(no 'simulator')"),
+    ("no tools", lambda r: r.pop("tools"), "(no 'tools')"),
+    ("no layer config", lambda r: r["layer_cycles"].pop("config"),
+     "(layer_cycles has no 'config')"),
+    ("no layer cycles", lambda r: _lc(r).pop("cycles"),
+     "(layer_cycles.layers[0] has no 'cycles')"),
+    ("no k=8 cycles", lambda r: _lc(r)["cycles"].pop("8"),
+     "(layer_cycles.layers[0].cycles has no '8')"),
+    ("speed not an object", lambda r: r.update(tooling_speed="fast"),
+     "('tooling_speed' is 'fast', not an object)"),
+    ("speed without cycles", lambda r: r["tooling_speed"]["bare_verilator"].pop("cycles"),
+     "(tooling_speed.bare_verilator has no 'cycles')"),
+    ("rows a string", lambda r: r["points"][0].update(rows="8"),
+     "(point 1: 'rows' is '8', not a positive integer)"),
+    ("ref_layer an object", lambda r: r["points"][0].update(ref_layer={"m": 256}),
+     "(point 1 (serial 16x16): 'ref_layer' is {'m': 256}, not a list [M, K] of positive "
+     "integers)"),
+    ("fmax a string", lambda r: r["points"][2].update(fmax_mhz="40"),
+     "(point 3 (serial 1x4): 'fmax_mhz' is '40', not a positive number)"),
+    ("k not 1..8", lambda r: r["points"][2]["mac_per_s_per_lut"].update(x=1.0),
+     "(point 3 (serial 1x4).mac_per_s_per_lut has 'x', not a k in 1..8)"),
+]
+
+
+@pytest.mark.parametrize("change, message", [m[1:] for m in MALFORMED],
+                         ids=[m[0] for m in MALFORMED])
+def test_bench_from_json_malformed_report_is_one_line_and_leaves_the_docs(
+        tmp_path, monkeypatch, capsys, change, message):
+    """A report with a field missing or of the wrong type is refused in one line that names
+    the file and the field, before anything is written (--write-docs used to rewrite the
+    plot, then die with a traceback while writing the text)."""
+    from anyprec.host.cli import main
+    before = _docs(tmp_path, monkeypatch)
+    rep = _full_report()
+    change(rep)
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(rep))
+    code = main(["bench", "--from-json", str(f), "--write-docs"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith(
+        f"anyprec: error: {f} is not an 'anyprec bench --json' report "), err
+    assert err.strip().endswith(message), err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_bench_from_json_complete_report_writes_the_docs(tmp_path, monkeypatch, capsys):
+    """The complete report of the malformed cases above renders, and writes all three."""
+    from anyprec.host.cli import main
+    before = _docs(tmp_path, monkeypatch)
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(_full_report()))
+    assert main(["bench", "--from-json", str(f), "--write-docs"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "## Simulation speed" in out
+    after = {p: p.read_bytes() for p in before}
+    assert all(after[p] != before[p] for p in before)
+    assert after[tmp_path / "docs" / "performance.png"].startswith(b"\x89PNG")
+
+
+def test_bench_render_failure_is_one_line_and_leaves_the_docs(tmp_path, monkeypatch,
+                                                               capsys):
+    """Backstop: a report that passes the checks and still cannot be rendered is a one-line
+    error, and the docs are written only once everything has rendered."""
+    from anyprec.host.cli import main
+    before = _docs(tmp_path, monkeypatch)
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(_full_report()))
+
+    def markdown(rep, plot_name="performance.png"):
+        raise KeyError("equal_lut_ratio")
+    monkeypatch.setattr(bench, "markdown", markdown)
+    code = main(["bench", "--from-json", str(f), "--write-docs"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err, err
+    assert err == (f"anyprec: error: cannot render {f}: not a well-formed 'anyprec bench "
+                   "--json' report (KeyError: 'equal_lut_ratio')\n")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["points"][0].update(rows="8"), "point 1: 'rows' is '8'"),
+    (lambda r: r["points"][0].update(ref_layer={"m": 256}), "'ref_layer' is {'m': 256}"),
+    (lambda r: r["points"][2].update(fmax_mhz="40"), "'fmax_mhz' is '40'"),
+    (lambda r: r["points"][1].update(measured_on=20261206), "'measured_on' is 20261206"),
+    (lambda r: r.update(date=20261206), "'date' is 20261206, not a string"),
+], ids=["rows", "ref_layer", "fmax", "measured_on", "date"])
+def test_bench_malformed_include_fails_before_anything_else(tmp_path, capsys, change,
+                                                            message):
+    """--include checks the types of the points' fields before any build, before even the
+    other options (--workers 0 here: the build can never start, whatever the outcome)."""
+    from anyprec.host.cli import main
+    rep = _full_report()
+    change(rep)
+    f = tmp_path / "inc.json"
+    f.write_text(json.dumps(rep))
+    out = tmp_path / "out"
+    code = main(["bench", "--points", "serial:ulx3s-85f:4x4", "--out", str(out),
+                 "--include", str(f), "--workers", "0"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith(
+        f"anyprec: error: {f} is not an 'anyprec bench --json' report ("), err
+    assert message in err, err
     assert not out.exists()

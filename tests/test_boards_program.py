@@ -147,6 +147,35 @@ def test_unreadable_report_does_not_block(tmp_path, monkeypatch):
         program("icebreaker", outdir=tmp_path / "elsewhere", dry_run=True)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("bitstream_sha256", 123), ("bitstream_sha256", ["ab"]), ("baud", [1]), ("baud", "9600"),
+    ("baud", True), ("board", 5), ("seed", 1.5), ("clock_mhz", "12"), ("timing_met", "yes"),
+    ("config", "8x8"),
+])
+def test_malformed_report_is_treated_as_unreadable(tmp_path, monkeypatch, capsys, field,
+                                                   value):
+    """A build report with a field of the wrong type is ignored as a whole, like one that
+    is not JSON: no traceback, no check against it, nothing of it echoed (it used to end
+    in a TypeError, or suggest '--baud [1]')."""
+    monkeypatch.setenv("ICEPROG", str(tmp_path / "nowhere" / "iceprog"))
+    d = tmp_path / "b"
+    path = _fake_build(d, "icebreaker", **{field: value})
+    args = ["program", "--board", "icebreaker", "-o", str(d), "--dry-run"]
+    code, out, err = _cli(capsys, *args)
+    assert code == 0, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "not on PATH" in err, err
+    assert out.strip().split()[-1] == str(path)
+    code, out, err = _cli(capsys, *args, "--json")
+    assert code == 0 and err == "", err
+    assert json.loads(out)["built"] is None
+    tool, log = _fake_tool(tmp_path)
+    monkeypatch.setenv("ICEPROG", str(tool))
+    code, out, err = _cli(capsys, *args[:-1])
+    assert code == 0 and err == "", err
+    assert log.read_text().split() == [str(path)]
+    assert out.splitlines()[-1] == "next: anyprec run --port /dev/ttyUSB1"
+
+
 def test_dry_run_cli_and_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENFPGALOADER", "/nonexistent/openFPGALoader")
     path = _fake_build(tmp_path, "ulx3s-45f")

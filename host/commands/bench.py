@@ -1,5 +1,6 @@
 """anyprec bench: measured performance of bit-serial against bit-parallel designs."""
 
+import io
 import json
 from pathlib import Path
 
@@ -7,6 +8,8 @@ from . import add_parser, progress_printer
 from ...golden.errors import AnyprecError
 
 ORDER = 60
+#: Where --write-docs writes performance.md, .png and .json.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def register(sub):
@@ -75,21 +78,22 @@ def parse_points(text):
         if design not in DESIGNS:
             raise AnyprecError(f"unknown design {design!r} in {item!r}; "
                                f"choose from {', '.join(DESIGNS)}")
-        get_board(board)
+        if not get_board(board).bitstream:
+            # (refused here: the point would fail, and the layer-cycle and simulation
+            # speed measurements still run after it)
+            raise AnyprecError(f"{item!r}: {board} has no open place-and-route flow; "
+                               "bench places and routes on the iCE40 and ECP5 boards")
         out.append(Point(design, board, rows, cols, ref, drain))
     return out
 
 
 def _load_report(path):
-    """A saved report for --from-json: its points checked, the summary recomputed."""
-    rep = _read_report(path)
-    try:
-        for layer in rep["layer_cycles"]["layers"]:     # JSON made the k keys strings
-            for key, val in layer.items():
-                if isinstance(val, dict) and all(str(k).isdigit() for k in val):
-                    layer[key] = {int(k): v for k, v in val.items()}
-    except (KeyError, TypeError, AttributeError) as e:
-        raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
+    """A saved report for --from-json: checked whole, the summary recomputed."""
+    rep = _read_report(path, whole=True)
+    for layer in rep["layer_cycles"]["layers"]:     # JSON made the k keys strings
+        for key, val in layer.items():
+            if isinstance(val, dict):
+                layer[key] = {int(k) if k.isdecimal() else k: v for k, v in val.items()}
     return rep
 
 
@@ -99,39 +103,150 @@ def _key(p):
             tuple(ref) if isinstance(ref, list) else ref)
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# Kinds of report fields: (test, what the message says the field should be).
+_ANY = (lambda v: True, "anything")
+_INT = (_int, "an integer")
+_SIZE = (lambda v: _int(v) and v >= 1, "a positive integer")
+_NUMBER = (_number, "a number")
+_POSITIVE = (lambda v: _number(v) and v > 0, "a positive number")
+_NUMBER_OR_NULL = (lambda v: v is None or _number(v), "a number or null")
+_NUMBERS = (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers")
+_STR = (lambda v: isinstance(v, str), "a string")
+_STRS = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+         "a list of strings")
+_LIST = (lambda v: isinstance(v, list), "a list")
+_OBJECT = (lambda v: isinstance(v, dict), "an object")
+_OBJECT_OR_NULL = (lambda v: v is None or isinstance(v, dict), "an object or null")
+_REF = (lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(
+    _int(x) and x >= 1 for x in v)), "a list [M, K] of positive integers")
+_KS = tuple(str(k) for k in range(1, 9))
+
+
+def _field(obj, key, kind, where="", optional=False):
+    """``obj[key]``, checked to be of ``kind``; otherwise a ValueError that names the field
+    (``where``: the path to ``obj`` in the report; None when optional and absent)."""
+    if key not in obj:
+        if optional:
+            return None
+        raise ValueError(f"{where} has no {key!r}" if where else f"no {key!r}")
+    value = obj[key]
+    test, what = kind
+    if not test(value):
+        text = repr(value)
+        text = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{where + ': ' if where else ''}{key!r} is {text}, not {what}")
+    return value
+
+
+def _per_k(obj, key, ks, kind, where, exact=False):
+    """``obj[key]``, an object with a ``kind`` value at each k of ``ks`` (and no other key
+    when ``exact``: the plot draws every key)."""
+    d = _field(obj, key, _OBJECT, where)
+    sub = f"{where}.{key}" if where else key
+    for k in ks:
+        _field(d, k, kind, sub)
+    extra = sorted(set(d) - set(ks)) if exact else []
+    if extra:
+        raise ValueError(f"{sub} has {extra[0]!r}, not a k in {ks[0]}..{ks[-1]}")
+    return d
+
+
 def _check_point(i, p):
-    """Raise KeyError/TypeError/ValueError unless point ``i`` has what the table, the plot
-    and the summary read (a failed point: its error instead of the measurements)."""
-    _key(p)
+    """Raise ValueError unless point ``i`` has what the table, the plot and the summary
+    read, of the right types (a failed point: its error instead of the measurements)."""
+    if not isinstance(p, dict):
+        raise ValueError(f"point {i + 1} is {type(p).__name__}, not an object")
+    where = f"point {i + 1}"
+    for f in ("design", "board"):
+        _field(p, f, _STR, where)
+    for f in ("rows", "cols"):
+        _field(p, f, _SIZE, where)
+    where = f"point {i + 1} ({p['design']} {p['rows']}x{p['cols']})"
+    _field(p, "ref_layer", _REF, where, optional=True)
     if "error" in p:
+        _field(p, "error", _STR, where)
         return
-    try:
-        for f in ("luts", "ffs", "brams", "dsps"):
-            int(p[f])
-        float(p["fmax_mhz"])
-        for f, ks in (("utilisation", "18"), ("mac_per_s", "1248"),
-                      ("mac_per_s_per_lut", "1248")):
-            for k in ks:
-                float(p[f][k])
-    except KeyError as e:
-        raise ValueError(f"point {i + 1} ({p['design']} {p['rows']}x{p['cols']}) has no "
-                         f"{e.args[0]!r}") from None
+    for f in ("luts", "ffs", "brams", "dsps"):
+        _field(p, f, _INT, where)
+    _field(p, "fmax_mhz", _POSITIVE, where)
+    for f in ("utilisation", "mac_per_s", "mac_per_s_per_lut"):
+        _per_k(p, f, _KS, _POSITIVE, where, exact=True)
+    _field(p, "drain_lanes", _SIZE, where, optional=True)
+    _field(p, "array_luts", _NUMBER_OR_NULL, where, optional=True)
+    # Read by the footnotes of included points.
+    _field(p, "included_from", _STR, where, optional=True)
+    _field(p, "measured_on", _STR, where, optional=True)
+    _field(p, "clock_constraint_mhz", _NUMBER_OR_NULL, where, optional=True)
 
 
-def _read_report(path):
+def _check_whole(rep):
+    """Raise ValueError unless ``rep`` has what --from-json renders besides its points: the
+    header fields, the layer cycles and (when there) the simulation speed."""
+    _field(rep, "date", _STR)
+    _field(rep, "seed", _INT)
+    _field(rep, "simulator", _STR)
+    _field(rep, "tools", _OBJECT)
+    _field(rep, "included_notes", _STRS, optional=True)
+    lc = _field(rep, "layer_cycles", _OBJECT)
+    _field(lc, "config", _STR, "layer_cycles")
+    for i, layer in enumerate(_field(lc, "layers", _LIST, "layer_cycles")):
+        where = f"layer_cycles.layers[{i}]"
+        if not isinstance(layer, dict):
+            raise ValueError(f"{where} is {type(layer).__name__}, not an object")
+        for f in ("m", "k"):
+            _field(layer, f, _SIZE, where)
+        for f in ("cycles", "over_ideal"):
+            _per_k(layer, f, _KS, _NUMBER, where)
+        for f in ("latency_ratio_8_over_k", "ideal_ratio_8_over_k"):
+            _per_k(layer, f, ("1", "2", "4"), _ANY, where)
+        _field(layer, "overhead_cycles", _LIST, where)
+    sp = _field(rep, "tooling_speed", _OBJECT, optional=True)
+    if sp is None:
+        return
+    b = _field(sp, "bare_verilator", _OBJECT, "tooling_speed")
+    for f in ("cycles", "seconds", "cycles_per_second"):
+        _field(b, f, _NUMBER, "tooling_speed.bare_verilator")
+    _field(b, "runs_seconds", _NUMBERS, "tooling_speed.bare_verilator", optional=True)
+    w = _field(sp, "workload", _OBJECT, "tooling_speed")
+    _field(w, "samples", _INT, "tooling_speed.workload")
+    _field(w, "wbits", _LIST, "tooling_speed.workload")
+    for sim, flow in _field(sp, "flows", _OBJECT, "tooling_speed").items():
+        where = f"tooling_speed.flows.{sim}"
+        if not isinstance(flow, dict):
+            raise ValueError(f"{where} is {type(flow).__name__}, not an object")
+        for f in ("cycles", "seconds", "cycles_per_second", "ratio_to_bare"):
+            _field(flow, f, _NUMBER, where)
+        _field(flow, "same_responses_as_bare", _ANY, where)
+
+
+def _read_report(path, whole=False):
     """A saved ``anyprec bench --json`` report, each point checked for what the table, the
-    plot and the summary read, the summary recomputed; or a one-line error."""
+    plot and the summary read, the summary recomputed; or a one-line error naming the
+    field. ``whole``: also what --from-json renders besides the points (an included report
+    only lends its points, tools, date and note)."""
     from ...boards import bench
     try:
         rep = json.loads(Path(path).read_text())
-        for i, p in enumerate(rep["points"]):
+        if not isinstance(rep, dict):
+            raise ValueError(f"the top level is {type(rep).__name__}, not an object")
+        for i, p in enumerate(_field(rep, "points", _LIST)):
             _check_point(i, p)
-        if not isinstance(rep.get("tools") or {}, dict):
-            raise TypeError(f"'tools' is {type(rep['tools']).__name__}, not an object")
+        if whole:
+            _check_whole(rep)
+        _field(rep, "tools", _OBJECT_OR_NULL, optional=True)
+        _field(rep, "date", _STR, optional=True)
         rep["summary"] = bench.summarize(rep["points"])
     except OSError as e:
         raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as e:
         raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
     return rep
 
@@ -161,7 +276,8 @@ def _include(rep, paths):
 def run(args):
     from ...boards import bench
     if args.from_json:
-        return _output(args, _include(_load_report(args.from_json), args.include))
+        return _output(args, _include(_load_report(args.from_json), args.include),
+                       " with ".join([args.from_json, *args.include]))
     for path in args.include:      # a missing or malformed file fails before any build
         _read_report(path)
     if args.workers < 1:
@@ -195,26 +311,38 @@ def run(args):
     (Path(args.out) / "report.json").write_text(json.dumps(rep, indent=1))
     if progress:
         progress(f"raw report saved to {Path(args.out) / 'report.json'}")
-    return _output(args, _include(rep, args.include))
+    return _output(args, _include(rep, args.include),
+                   f"the report saved to {Path(args.out) / 'report.json'}")
 
 
-def _output(args, rep):
+def _output(args, rep, source):
+    """Render ``rep`` (read from ``source``, named if it cannot be rendered), print it and,
+    with --write-docs, write the docs, but only once everything has rendered."""
     from ...boards import bench
+    try:
+        md = bench.markdown(rep)
+        cycles = _cycles_md(rep["layer_cycles"])
+        speed = _speed_md(rep["tooling_speed"]) if "tooling_speed" in rep else None
+        png = None
+        if args.write_docs:
+            png = io.BytesIO()
+            bench.plot(rep, png)
+        text = json.dumps(rep, indent=1)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
+        # (a report the checks of _read_report let through: still one line, docs untouched)
+        raise AnyprecError(f"cannot render {source}: not a well-formed 'anyprec bench "
+                           f"--json' report ({type(e).__name__}: {e})") from None
     if args.write_docs:
-        docs = Path(__file__).resolve().parents[2] / "docs"
-        bench.plot(rep, docs / "performance.png")
-        text = bench.markdown(rep) + _cycles_md(rep["layer_cycles"])
-        if "tooling_speed" in rep:
-            text += _speed_md(rep["tooling_speed"])
-        (docs / "performance.md").write_text(text)
-        (docs / "performance.json").write_text(json.dumps(rep, indent=1))
+        (DOCS / "performance.png").write_bytes(png.getvalue())
+        (DOCS / "performance.md").write_text(md + cycles + (speed or ""))
+        (DOCS / "performance.json").write_text(text)
     if args.json:
-        print(json.dumps(rep, indent=1))
+        print(text)
     else:
-        print(bench.markdown(rep).split("## Tools")[0])
-        print(_cycles_md(rep["layer_cycles"]))
-        if "tooling_speed" in rep:
-            print(_speed_md(rep["tooling_speed"]))
+        print(md.split("## Tools")[0])
+        print(cycles)
+        if speed is not None:
+            print(speed)
     # A point that does not fit its device is a result (the table says so), not a failure.
     return 0 if all("error" not in r or "does not fit" in r["error"]
                     for r in rep["points"]) else 1
