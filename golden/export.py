@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arith
+from .atomic import write_files
 from .data import DATASET, load_split
 from .errors import AnyprecError, ModelFileError
 
@@ -132,10 +133,11 @@ def _layer_keys(l):
 _HEADER_KEYS = ("format", "version", "n", "a", "shapes", "meta")
 
 
-def _write_npz(path, arrays):
+def _npz_bytes(arrays):
     # np.savez stamps every member with the current time; a fixed date makes the file a
     # pure function of its contents (reproducible exports).
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, arr in arrays.items():
             buf = io.BytesIO()
             np.lib.format.write_array(buf, np.asanyarray(arr), allow_pickle=False)
@@ -143,19 +145,10 @@ def _write_npz(path, arrays):
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
+    return out.getbuffer()
 
 
-def save_model(path, net, meta=None):
-    """Write an integer network and its metadata as an anyprec model file (docs/model-format.md).
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination ``.npz`` file (parent directories must exist).
-    net : arith.IntNetwork
-    meta : dict, optional
-        JSON-serialisable metadata (dataset, split, seed, training settings, accuracies).
-    """
+def _model_arrays(net, meta):
     n = net.n
     shapes = np.array([layer.shape for layer in net.layers], dtype=np.int64).reshape(-1, 2)
     arrays = {
@@ -176,7 +169,30 @@ def save_model(path, net, meta=None):
             if not np.array_equal(arrays[key], np.asarray(src)):
                 raise AnyprecError(f"layer {l}: {key.split('_', 1)[1]} does not fit "
                                    f"{arrays[key].dtype}")
-    _write_npz(path, arrays)
+    return arrays
+
+
+def save_model(path, net, meta=None):
+    """Write an integer network and its metadata as an anyprec model file (docs/model-format.md).
+
+    The file is replaced atomically: after a failure (a full disk) an existing file at
+    ``path`` is unchanged.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination ``.npz`` file (parent directories must exist).
+    net : arith.IntNetwork
+    meta : dict, optional
+        JSON-serialisable metadata (dataset, split, seed, training settings, accuracies).
+
+    Raises
+    ------
+    AnyprecError
+        If the file cannot be written.
+    """
+    arrays = _model_arrays(net, meta)        # (its errors are not write errors)
+    write_files([(path, lambda: _npz_bytes(arrays))])
 
 
 def _scalar_int(z, key, path):
@@ -397,11 +413,25 @@ def float_predictions(model, wbits, abits, x=None):
 
 # --- the float checkpoint ---------------------------------------------------------------
 
-def save_float(path, model):
-    """Write the float model (state dict and hyper-parameters) as a ``.pt`` file."""
+def _pt_bytes(model):
     import torch
 
-    torch.save(model.checkpoint(), path)
+    # Serialised in memory: torch.save writing to a file reports a failed write (a full
+    # disk) as a RuntimeError without the reason, and it names the archive's inner folder
+    # after the file (a temporary name would end up in the file); from a buffer the folder
+    # is always "archive/", so the bytes do not depend on the file name.
+    buf = io.BytesIO()
+    torch.save(model.checkpoint(), buf)
+    return buf.getbuffer()
+
+
+def save_float(path, model):
+    """Write the float model (state dict and hyper-parameters) as a ``.pt`` file.
+
+    The file is replaced atomically (an existing file survives a failed write); raises
+    AnyprecError if it cannot be written.
+    """
+    write_files([(path, lambda: _pt_bytes(model))])
 
 
 def load_float(path):
@@ -493,6 +523,8 @@ def export(model, settings, out_dir, stem="digits_mlp"):
                      "numpy": np.__version__},
     }
     npz_path, pt_path = out_dir / f"{stem}.npz", out_dir / f"{stem}.pt"
-    save_model(npz_path, net, meta)
-    save_float(pt_path, model)
+    # Both files complete before either replaces its old version: a failed export leaves
+    # a previous model pair (the shipped one in golden/checkpoints, say) as it was.
+    arrays = _model_arrays(net, meta)
+    write_files([(npz_path, lambda: _npz_bytes(arrays)), (pt_path, lambda: _pt_bytes(model))])
     return npz_path, pt_path, meta

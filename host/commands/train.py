@@ -56,6 +56,21 @@ def _hidden(text):
     return sizes
 
 
+def _check_writable(out):
+    """Raise ConfigError unless a file can be created (and removed) in directory ``out``."""
+    import os
+    import secrets
+    from ...golden.errors import ConfigError
+
+    probe = out / f".anyprec-write-test.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write to the directory "
+                          f"({e.strerror or e})") from None
+
+
 def run(args):
     from ...golden.errors import ConfigError
 
@@ -75,6 +90,13 @@ def run(args):
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot create the directory "
                           f"({e.strerror or e})") from None
+    # mkdir succeeds on an existing read-only directory: try a file, or the export would
+    # fail only after the whole training run.
+    _check_writable(out)
+    stem = "digits_mlp" if hidden else "digits_linear"
+    for path in (out / f"{stem}.npz", out / f"{stem}.pt"):
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"--out {out}: {path.name} exists and is not a file")
 
     from ...golden.export import export
     from ...golden.model import train
@@ -94,8 +116,7 @@ def run(args):
           flush=True)
     model, used = train(settings, progress=progress)
     print(f"trained in {time.perf_counter() - start:.1f} s; folding and evaluating", flush=True)
-    npz, pt, meta = export(model, used, args.out,
-                           stem="digits_mlp" if hidden else "digits_linear")
+    npz, pt, meta = export(model, used, args.out, stem=stem)
     rows = meta["accuracy"]
     abits = sorted({r["abits"] for r in rows}, reverse=True)
     acc = {(r["wbits"], r["abits"]): r["accuracy"] for r in rows}

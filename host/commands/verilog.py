@@ -1,6 +1,7 @@
 """anyprec verilog: write the Verilog of anyprec_top."""
 
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -58,12 +59,28 @@ def lint(path, name, target="generic"):
         raise AnyprecError(f"verilator lint failed: {first}")
 
 
+def _write(path, data):
+    """Write ``data`` to ``path`` whole (golden.atomic: a failed write leaves the old file
+    as it was). A destination that exists but is not a regular file (``/dev/null``, a
+    FIFO) is written in place: renaming over it would replace the device node itself."""
+    import os
+    from ...golden.atomic import write_files
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
+        with open(real, "wb") as f:
+            f.write(data)
+        return
+    write_files([(path, lambda: data)])
+
+
 def run(args):
     from ...hw.top import generate_verilog
     # Checked here: an invalid name otherwise fails deep inside yosys with a traceback.
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", args.name):
         raise AnyprecError(f"--name must be a Verilog identifier (a letter or _, then "
                            f"letters, digits, _ or $), not {args.name!r}")
+    if args.output == "-" and args.lint:
+        raise AnyprecError("--lint lints a written file: give -o FILE, not -o -")
     cfg = config_from_args(args)
     text = generate_verilog(cfg, name=args.name, target=args.target)
     if args.output == "-":
@@ -72,9 +89,9 @@ def run(args):
     out = Path(args.output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        _write(out, text.encode())
     except OSError as e:
-        raise AnyprecError(f"cannot write {out}: {e.strerror}") from None
+        raise AnyprecError(f"cannot write {out}: {e.strerror or e}") from None
     w = cfg.widths
     print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}"
           + ("" if args.target == "generic" else f", {args.target} target"))
