@@ -616,6 +616,9 @@ def largest(board, cfg=None, *, toolchain="yowasp", outdir=None, progress=None):
     t_all = time.monotonic()
     tc = resolve(board.family, toolchain)
     outdir = Path(outdir or (default_outdir(board.name).parent / (board.name + "-largest")))
+    # (the probes' trees go in subdirectories: the directory itself must be new, empty
+    # or ours, as a build's is, so that a foreign one gets no 1x1/, 2x2/ ... in it)
+    outdir = _fresh_outdir(outdir)
     sizes, probes = [], {}
     for n in LARGEST_SIZES:
         try:

@@ -32,6 +32,18 @@ N_FEATURES = 64
 N_CLASSES = 10
 
 
+def check_digits_model(net, path):
+    """A model that classifies the digits maps 64 pixels to 10 class scores; anything
+    else is refused by every command that scores it on the digits (ModelFileError), not
+    scored by an argmax over the wrong outputs."""
+    from .errors import ModelFileError
+    k, m = net.layers[0].shape[1], net.layers[-1].shape[0]
+    if k != N_FEATURES or m != N_CLASSES:
+        raise ModelFileError(f"{path}: the model maps {k} inputs to {m} outputs; the digits "
+                             f"need {N_FEATURES} inputs and {N_CLASSES} outputs (matvec runs "
+                             "any layer)")
+
+
 @lru_cache(maxsize=1)
 def _split():
     from sklearn.datasets import load_digits

@@ -37,6 +37,16 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        # An empty value ("--model ''", "-o ''") is a mistake, not "not given": the
+        # commands test their options for truth and would quietly use the default.
+        for action in self._actions:
+            if action.option_strings and getattr(ns, action.dest, None) == "":
+                self.error(f"argument {'/'.join(action.option_strings)}: "
+                           "an empty value is not allowed")
+        return ns, rest
+
     def error(self, message):
         # argparse's own errors become one line plus the usage hint, exit status 2.
         self.exit(2, f"{self.prog}: error: {message}\n"
@@ -62,7 +72,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()      # (a full output device fails here, inside the handlers)
+        return code
     except AnyprecError as e:
         print(f"anyprec: error: {e}", file=sys.stderr)
         return 2
@@ -74,6 +86,17 @@ def main(argv=None):
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        import errno
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # The disk (or `>/dev/full`) is full: the environment, not a bug of ours. What
+        # is still buffered for stdout cannot be written either; drop it.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f" {e.filename}" if e.filename else ""
+        print(f"anyprec: error: cannot write{where}: {e.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ in time raises :class:`~anyprec.host.errors.DeviceTimeout`.
 
 from __future__ import annotations
 
+import math
 import time
 
 from ..golden.errors import AnyprecError
@@ -54,7 +55,7 @@ class SerialTransport(ByteStreamTransport):
     def __init__(self, port, baud=DEFAULT_BAUD, timeout=DEFAULT_TIMEOUT):
         if isinstance(baud, bool) or not isinstance(baud, int) or baud <= 0:
             raise SerialPortError(f"baud must be a positive integer, not {baud!r}")
-        if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
+        if timeout is not None and (isinstance(timeout, bool) or not 0 < timeout < math.inf):
             raise SerialPortError(f"timeout must be a positive number of seconds, "
                                   f"not {timeout!r}")
         self.timeout = timeout
@@ -80,10 +81,13 @@ class SerialTransport(ByteStreamTransport):
             return serial.serial_for_url(name, baudrate=baud, bytesize=8, parity="N",
                                          stopbits=1, timeout=0.1, write_timeout=10,
                                          exclusive=True)
-        except ValueError as e:
-            raise SerialPortError(f"cannot open {name}: {e}") from None
         except serial.SerialException as e:
             raise SerialPortError(f"cannot open {name}: {_reason(e)}") from None
+        except (ValueError, OverflowError, KeyError, OSError) as e:
+            # pyserial's own checks (ValueError), a baud rate the OS call cannot take
+            # (OverflowError), a bad URL option (KeyError: 'loop://?logging=foo').
+            why = f"unknown option {e}" if isinstance(e, KeyError) else _reason(e)
+            raise SerialPortError(f"cannot open {name}: {why}") from None
 
     def write(self, data: bytes):
         if self._closed:
@@ -155,7 +159,8 @@ def _reason(e):
     low = text.lower()
     if "busy" in low or "resource temporarily unavailable" in low or "could not exclusively" in low:
         return f"the port is busy (another program has it open): {text}"
-    if "no such file" in low or "filenotfound" in low or "could not open port" in low and "2]" in low:
+    if ("no such file" in low or "filenotfound" in low
+            or "could not open port" in low and "[errno 2]" in low):
         return f"no such port: {text}"
     if "permission" in low:
         return f"permission denied (add yourself to the dialout group): {text}"

@@ -111,6 +111,19 @@ class SimBuild:
     seconds: float      # build time (0 when cached)
 
 
+def _writable_cache(directory):
+    """The simulation cache must be a directory we can write (a one-line error, not a
+    traceback from deep in the build, when ./build is a file or the directory read-only)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise AnyprecError(f"cannot use the simulation cache {directory} "
+                           f"({e.strerror or e}); set ANYPREC_CACHE to a writable "
+                           "directory") from None
+
+
 @contextlib.contextmanager
 def _locked(path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +169,7 @@ def build(cfg=None, sim=None, *, waves=False, quiet=True, target="generic"):
     vfile = bdir / "anyprec_sim_top.v"
     wfile = bdir / f"{TOPLEVEL}.v"
     t0 = time.monotonic()
+    _writable_cache(cache_root() / sim)
     with _locked(cache_root() / sim / f"{key}.lock"):
         if not stamp.exists():
             bdir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ driver a board uses; every logit is compared with ``golden.arith.IntNetwork.forw
 """
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class Setting:
 def parse_setting(text, n_layers, n, a, default_abits=None):
     """'8-2-8' (wbits per layer) or '8-2-8/8-4-8' (wbits/abits per layer) -> Setting."""
     try:
+        if not re.fullmatch(r"[0-9]+(-[0-9]+)*(/[0-9]+(-[0-9]+)*)?", str(text)):
+            raise ValueError    # ('8-2-8/' and non-ASCII digits, which int() takes)
         w, _, ab = str(text).partition("/")
         wb = [int(v) for v in w.split("-")]
         abl = [int(v) for v in ab.split("-")] if ab else [default_abits or a] * n_layers
@@ -61,13 +64,11 @@ def parse_setting(text, n_layers, n, a, default_abits=None):
 
 
 def _load(model):
+    from ..golden.data import check_digits_model
     from ..golden.export import load_model
     path = Path(model) if model else default_model_path()
     net, meta = load_model(path)
-    k0 = net.layers[0].shape[1]
-    if k0 != 64:
-        raise ShapeError(f"{path} takes {k0} inputs per image, but verification runs the "
-                         "digits test split (8x8 = 64 pixels); use matvec, or a digits model")
+    check_digits_model(net, path)
     return path, net, meta
 
 

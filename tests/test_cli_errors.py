@@ -71,6 +71,18 @@ def files(tmp_path_factory):
     npy = (d / "W.npy").read_bytes()
     (d / "Wtrunc.npy").write_bytes(npy[:-7])
     np.savez(d / "W.npz", w=np.full((4, 6), 3, dtype=np.uint8))
+    # A .npy header that announces 10^13 bytes (np.load would try to allocate them), and
+    # one that does not parse.
+    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (10000000, 1000000), }"
+    header += b" " * (63 - len(header) % 64) + b"\n"
+    (d / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little")
+                                 + header + bytes(16))
+    bad = b"{'descr': nonsense, 'fortran_order': False, 'shape': (2,), }"
+    bad += b" " * (63 - len(bad) % 64) + b"\n"
+    (d / "badhdr.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(bad).to_bytes(2, "little")
+                                   + bad + bytes(2))
+    # A valid model that does not classify the digits (5 outputs, not 10).
+    export.save_model(d / "o5.npz", random_network(rng, [(16, 64), (5, 16)], 8, 8))
     return d
 
 
@@ -132,6 +144,10 @@ ERRORS = [
     ("golden-n", ["golden", "--model", "n4.npz"], "N=8 was expected"),
     ("golden-abits", ["golden", "--model", "n4.npz", "--max-wbits", "4", "--abits", "9"],
      "--abits: 9 is out of range"),
+    ("golden-outputs", ["golden", "--model", "o5.npz"], "to 5 outputs; the digits need"),
+    # (a range is checked before it is expanded: 1-10^9 used to fill the memory)
+    ("golden-wbits-huge", ["golden", "--wbits", "1-1000000000"], "out of range 1..8"),
+    ("golden-wbits-digit", ["golden", "--wbits", "\u0663"], "must look like"),
     # verify (all refused before the simulation model is built)
     ("verify-missing", ["verify", "--model", "nope.npz"], "no such model file"),
     ("verify-truncated", ["verify", "--model", "trunc.npz"], "corrupt model file"),
@@ -139,7 +155,12 @@ ERRORS = [
     ("verify-text", ["verify", "--model", "text.npz"], "not an anyprec model file"),
     ("verify-dtype", ["verify", "--model", "dtype.npz"], "must be int16"),
     ("verify-shape", ["verify", "--model", "shape.npz"], "must have shape"),
-    ("verify-inputs", ["verify", "--model", "k32.npz"], "takes 32 inputs per image"),
+    ("verify-inputs", ["verify", "--model", "k32.npz"], "maps 32 inputs to 10 outputs"),
+    ("verify-outputs", ["verify", "--model", "o5.npz"], "need 64 inputs and 10 outputs"),
+    ("verify-mixed-slash", ["verify", "--mixed", "8-2-8/"], "looks like '8-2-8'"),
+    # (--plot is checked before the simulation runs)
+    ("verify-plot-format", ["verify", "--plot", "acc.xyz"], "cannot write a .xyz plot"),
+    ("verify-plot-dir", ["verify", "--plot", "nodir/acc.png"], "no directory nodir"),
     ("verify-too-big", ["verify", "--model", "m80.npz"], "max_m x max_k"),
     ("verify-n", ["verify", "--model", "n4.npz"], "4-bit weights"),
     ("verify-layers", ["verify", "--model", "l5.npz"], "5 layers"),
@@ -155,7 +176,7 @@ ERRORS = [
     ("matvec-dir", ["matvec", "--weights", "adir", "--x", "x.npy", "--wbits", "1"],
      "is a directory"),
     ("matvec-truncated-npy", ["matvec", "--weights", "Wtrunc.npy", "--x", "x.npy",
-                              "--wbits", "1"], "not a plain .npy array"),
+                              "--wbits", "1"], "Wtrunc.npy is truncated or damaged"),
     ("matvec-truncated-npz", ["matvec", "--weights", "W.npy", "--x", "trunc.npz",
                               "--wbits", "1"], "not a readable .npy file"),
     # (no NumPy header: np.load would take them for pickles and suggest allow_pickle)
@@ -185,6 +206,18 @@ ERRORS = [
      "wbits must be from 1 to 8"),
     ("matvec-fit", ["matvec", "--weights", "W.npy", "--x", "x.npy", "--wbits", "1",
                     "--max-k", "4"], "does not fit"),
+    ("matvec-huge-header", ["matvec", "--weights", "huge.npy", "--x", "x.npy", "--wbits",
+                            "1"], "header announces a 10000000x1000000 uint8 array"),
+    ("matvec-bad-header", ["matvec", "--weights", "W.npy", "--x", "badhdr.npy", "--wbits",
+                           "1"], "badhdr.npy has a damaged .npy header"),
+    # run and stream on a board: refused before the port is opened
+    ("run-outputs", ["run", "--port", "loop://", "--model", "o5.npz"], "10 outputs"),
+    ("run-samples", ["run", "--port", "loop://", "--samples", "100000"],
+     "--samples must be from 1 to 540"),
+    ("run-timeout-nan", ["run", "--port", "loop://", "--timeout", "nan"], "--timeout"),
+    ("run-timeout-inf", ["run", "--port", "loop://", "--timeout", "inf"], "--timeout"),
+    ("stream-timeout-nan", ["stream", "--port", "loop://", "--timeout", "nan"], "--timeout"),
+    ("run-port-option", ["run", "--port", "loop://?logging=foo"], "unknown option"),
     # stream
     ("stream-missing", ["stream", "--model", "nope.npz"], "no such model file"),
     ("stream-truncated", ["stream", "--model", "trunc.npz"], "corrupt model file"),
@@ -205,9 +238,9 @@ ERRORS = [
                        "--max-k", "65535"], "int32"),
     ("verilog-out-dir", ["verilog", "-o", "adir", *SMALL], "cannot write"),
     ("verilog-out-under-file", ["verilog", "-o", "afile/t.v", *SMALL], "cannot write"),
-    ("verilog-name-empty", ["verilog", "-o", "t.v", "--name", ""], "Verilog identifier"),
     ("verilog-name-space", ["verilog", "-o", "t.v", "--name", "my top"],
      "Verilog identifier"),
+    ("verilog-lint-stdout", ["verilog", "-o", "-", "--lint"], "give -o FILE"),
     ("verilog-name-digit", ["verilog", "-o", "t.v", "--name", "9top"], "Verilog identifier"),
     # train (all refused before training starts)
     ("train-hidden", ["train", "--hidden", "a,b"], "comma-separated integers"),
@@ -251,6 +284,12 @@ USAGE = [
     ("verilog-target", ["verilog", "-o", "t.v", "--target", "xilinx"], "invalid choice"),
     ("train-epochs-word", ["train", "--epochs", "many"], "invalid int value"),
     ("no-such-command", ["frobnicate"], "invalid choice"),
+    # An empty value is refused, not taken for "not given" (the default model, the
+    # simulator instead of the port, the default output directory...).
+    ("verilog-name-empty", ["verilog", "-o", "t.v", "--name", ""], "empty value"),
+    ("verify-model-empty", ["verify", "--model", ""], "argument --model: an empty value"),
+    ("stream-port-empty", ["stream", "--port", ""], "argument --port: an empty value"),
+    ("build-out-empty", ["build", "--board", "icebreaker", "-o", ""], "-o/--outdir"),
 ]
 
 
@@ -321,3 +360,24 @@ def test_fitting_model_loads():
     drv.load_model(net)
     x = rng.integers(0, 256, 16)
     assert drv.infer(x).values.tolist() == net.forward(x, 8, 8).tolist()
+
+
+@pytest.mark.parametrize("cache", ["afile", "afile/sub"])
+def test_unusable_simulation_cache(files, run_inproc, monkeypatch, cache):
+    """A simulation cache that cannot be a directory: one line before any build."""
+    monkeypatch.setenv("ANYPREC_CACHE", str(files / cache))
+    r = run_inproc(["matvec", "--weights", "W.npy", "--x", "x.npy", "--wbits", "1"], files)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot use the simulation cache" in lines[0], r.stderr
+    assert "ANYPREC_CACHE" in lines[0]
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="no /dev/full")
+def test_full_output_device(files):
+    """`anyprec boards >/dev/full`: the write fails with ENOSPC; one line, exit 2."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(CLI + ["boards"], stdout=full, stderr=subprocess.PIPE, text=True,
+                           cwd=files, timeout=LIMIT_S)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == "anyprec: error: cannot write: No space left on device"

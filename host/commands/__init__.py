@@ -12,25 +12,22 @@ def add_parser(sub, name, help, description, examples):
 
 
 def parse_bits(text, maximum, name="--bits"):
-    """Parse '1-8', '4', '1,2,4' or '8-2-8'-free lists into a sorted list of ints."""
+    """Parse '1-8', '4' or '1,2,4' into a sorted list of ints from 1 to ``maximum``."""
+    import re
     from ...golden.errors import PrecisionError
     out = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = part.split("-")
-                lo, hi = int(lo), int(hi)
-                if lo > hi:
-                    raise ValueError
-                out.update(range(lo, hi + 1))
-            else:
-                out.add(int(part))
-    except ValueError:
-        raise PrecisionError(f"{name} must look like '1-8', '4' or '1,2,4', not {text!r}")
-    for b in out:
-        if not 1 <= b <= maximum:
-            raise PrecisionError(f"{name}: {b} is out of range 1..{maximum}")
+    for part in str(text).split(","):
+        # ASCII digits only (int() also takes '٣'), each bound checked before a range
+        # is expanded (a range to 10**9 would fill the memory first).
+        got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        if not got or (got[2] is not None and int(got[1]) > int(got[2])):
+            raise PrecisionError(f"{name} must look like '1-8', '4' or '1,2,4', not {text!r}")
+        lo = int(got[1])
+        hi = lo if got[2] is None else int(got[2])
+        for b in (lo, hi):
+            if not 1 <= b <= maximum:
+                raise PrecisionError(f"{name}: {b} is out of range 1..{maximum}")
+        out.update(range(lo, hi + 1))
     return sorted(out)
 
 

@@ -39,8 +39,8 @@ def register(sub):
 
 def run(args):
     from ...golden.arith import check_precision
-    from ...golden.data import DATASET, N_CLASSES, N_FEATURES, load_split
-    from ...golden.errors import ModelFileError, PrecisionError
+    from ...golden.data import DATASET, check_digits_model, load_split
+    from ...golden.errors import PrecisionError
     from ...golden.export import DEFAULT_MODEL, accuracy_table, default_abits, load_model
 
     n = check_precision("--max-wbits", args.max_wbits, 16)
@@ -53,10 +53,7 @@ def run(args):
     for a in abits:
         if a > net.a:
             raise PrecisionError(f"--abits: {a} is out of range 1..{net.a} (the model's A)")
-    first, last = net.layers[0].shape, net.layers[-1].shape
-    if first[1] != N_FEATURES or last[0] != N_CLASSES:
-        raise ModelFileError(f"{path}: the model maps {first[1]} inputs to {last[0]} outputs; "
-                             f"the digits need {N_FEATURES} inputs and {N_CLASSES} outputs")
+    check_digits_model(net, path)
     _, x_test, _, y_test = load_split()
     rows = accuracy_table(net, wbits, sorted(abits, reverse=True), x_test, y_test)
     if args.json:

@@ -1,6 +1,7 @@
 """anyprec matvec: one raw matrix-vector product on the simulated hardware."""
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -33,6 +34,30 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def _check_npy_size(fh, p, what):
+    """The data a .npy header announces must be in the file: np.load would otherwise
+    allocate whatever a damaged header claims (terabytes) before it finds out."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = fmt.read_array_header_2_0(fh)
+    except (ValueError, TypeError) as e:
+        why = str(e).splitlines()[0][:120] if str(e) else ""
+        why = "" if " object at 0x" in why else f" ({why})"    # (an ast node's repr)
+        raise AnyprecError(f"{what} file {p} has a damaged .npy header{why}") from None
+    if dtype.hasobject:
+        return      # refused by np.load itself (allow_pickle=False)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = os.fstat(fh.fileno()).st_size - fh.tell()
+    if need > have:
+        raise AnyprecError(f"{what} file {p} is truncated or damaged: its header "
+                           f"announces a {'x'.join(map(str, shape))} {dtype} array "
+                           f"({need:,} bytes), the file holds {have:,}")
+
+
 def load_array(path, what):
     """np.load with one-line errors for missing, unreadable or pickled files."""
     p = Path(path)
@@ -49,6 +74,9 @@ def load_array(path, what):
             if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
                 # (np.load would try it as a pickle, and its error suggests allow_pickle)
                 raise AnyprecError(f"{what} file {p} is not a .npy file (no NumPy header)")
+            if magic == b"\x93NUMPY":
+                _check_npy_size(fh, p, what)
+                fh.seek(0)
             arr = np.load(fh, allow_pickle=False)
             if isinstance(arr, np.lib.npyio.NpzFile):
                 arr.close()

@@ -1,6 +1,7 @@
 """``anyprec run``: the digits model on a real board over its serial port."""
 
 import json
+import math
 import sys
 import time
 
@@ -93,14 +94,17 @@ def evaluate(drv, net, wbits, abits, x, y, progress=None):
 def board_inputs(args):
     """The checked arguments shared by the board commands (``run``, ``stream --port``):
     ``(net, wbits, abits, x, y)``; ``wbits`` is None for a command without ``--wbits``."""
-    from ...golden.data import load_split
+    from ...golden.data import check_digits_model, load_split
     from ...golden.errors import AnyprecError, PrecisionError
     from ...golden.export import DEFAULT_MODEL, load_model
     if args.samples is not None and args.samples < 1:
         raise AnyprecError(f"--samples must be positive, not {args.samples}")
-    if args.timeout <= 0:
-        raise AnyprecError(f"--timeout must be positive, not {args.timeout:g}")
-    net, _ = load_model(args.model if args.model else DEFAULT_MODEL)
+    if not 0 < args.timeout < math.inf:     # (nan and inf too: a wait without end)
+        raise AnyprecError(f"--timeout must be a positive number of seconds, "
+                           f"not {args.timeout:g}")
+    path = args.model if args.model else DEFAULT_MODEL
+    net, _ = load_model(path)
+    check_digits_model(net, path)
     wbits = None
     if hasattr(args, "wbits"):
         wbits = (parse_bits(args.wbits, net.n, "--wbits") if args.wbits
@@ -110,6 +114,9 @@ def board_inputs(args):
         raise PrecisionError(f"--abits must be from 1 to {net.a}, not {abits}")
     _, x, _, y = load_split()
     if args.samples is not None:
+        if args.samples > len(y):
+            raise AnyprecError(f"--samples must be from 1 to {len(y)} (the digits test "
+                               f"split), not {args.samples}")
         x, y = x[:args.samples], y[:args.samples]
     return net, wbits, abits, x, y
 

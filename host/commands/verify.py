@@ -86,9 +86,29 @@ def plot(report, path):
     return path
 
 
+def plot_path(path):
+    """The plot's file name, checked before the run: a format matplotlib writes (no
+    suffix: .png, which matplotlib would add) in an existing directory."""
+    from pathlib import Path
+    from matplotlib.backend_bases import FigureCanvasBase
+    p = Path(path)
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if not p.suffix:
+        p = p.with_name(p.name + ".png")
+    if p.suffix[1:].lower() not in kinds:
+        raise AnyprecError(f"--plot {path}: cannot write a {p.suffix} plot; use one of "
+                           + ", ".join(f".{k}" for k in sorted(kinds)))
+    if p.is_dir() or not p.parent.is_dir():
+        raise AnyprecError(f"--plot {path}: " + ("is a directory" if p.is_dir() else
+                                                 f"no directory {p.parent}"))
+    return str(p)
+
+
 def run(args):
     from ...sim.verify import verify
     cfg = config_from_args(args)
+    if not args.json and args.plot and args.plot != "none":
+        args.plot = plot_path(args.plot)
     bits = parse_bits(args.bits, cfg.max_wbits) if args.bits else []
     progress = None if args.json else progress_printer("verify")
     report = verify(args.model, bits=bits, abits=args.abits, mixed=args.mixed,
