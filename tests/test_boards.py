@@ -155,6 +155,30 @@ def test_cli_build_all_outdir(capsys, monkeypatch, tmp_path):
     assert code == 0 and seen and all(d is None for d in seen.values())
 
 
+@pytest.mark.parametrize("argv, match", [
+    (["--clock", "24"], "5 of 8 boards refuse these settings, nothing was built: ulx3s-85f: "
+                        "an ECP5 PLL cannot make 24 MHz"),
+    (["--baud", "5000000"], "2 of 8 boards refuse these settings, nothing was built: "
+                            "icebreaker: 5000000 baud"),
+    (["-o", "AFILE"], "is not a directory"),
+])
+def test_cli_build_all_checks_every_board_first(capsys, monkeypatch, tmp_path, argv, match):
+    """--board all refuses settings that any board refuses before the first build (each
+    board's failure used to surface only in its turn, after the others had built)."""
+    from anyprec.boards import build as B
+
+    def fake(board, cfg=None, **kw):
+        raise AssertionError(f"{board.name} was built")
+    monkeypatch.setattr(B, "build", fake)
+    monkeypatch.setattr(B, "export", fake)
+    (tmp_path / "AFILE").write_text("a file\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, "build", "--board", "all", *argv)
+    assert code == 2 and out == "", err
+    assert err.startswith("anyprec: error: ") and len(err.strip().splitlines()) == 1, err
+    assert match in err
+
+
 ICE40_PNR = ('"$NEXTPNR_ICE40" --quiet --seed 1 --report top.report.json --timing-allow-fail '
              '--log top.tim --up5k --package sg48 --json top.json --pcf top.pcf --asc top.asc')
 

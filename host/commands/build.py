@@ -133,6 +133,8 @@ def run(args):
             print(f"anyprec: skipping {name}: {BOARDS[name].notes.split('. ')[0]}",
                   file=sys.stderr)
         names = [n for n in names if BOARDS[n].fits]
+    if args.board == "all":
+        _check_all(names, args)
     reports, failures = [], []
     failed_timing = False
     if args.slack and len(names) == 1 and not BOARDS[names[0]].bitstream:
@@ -170,6 +172,29 @@ def run(args):
         raise AnyprecError(f"{len(failures)} of {len(names)} board builds failed: "
                            f"{', '.join(failures)}")
     return 1 if (args.strict and failed_timing) else 0
+
+
+def _check_all(names, args):
+    """--board all: every board's configuration, clock and baud rate checked before the
+    first build (a --clock one PLL cannot make failed only when its board's turn came,
+    after the others had built), and an -o that cannot be a directory refused once."""
+    from ...boards.top import DEFAULT_BAUD, clock_plan
+    from ...boards.uart import uart_divisor
+    from ...golden.errors import AnyprecError, ConfigError
+    if args.outdir and os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        raise ConfigError(f"--board all writes one directory per board into -o "
+                          f"{args.outdir}, which is not a directory")
+    bad = []
+    for name in names:
+        try:
+            board, _ = board_and_config(_Args(args, board=name))
+            _, mhz = clock_plan(board, args.clock)
+            uart_divisor(mhz * 1e6, args.baud or DEFAULT_BAUD)
+        except AnyprecError as e:
+            bad.append(f"{name}: {e}")
+    if bad:
+        raise ConfigError(f"{len(bad)} of {len(names)} boards refuse these settings, nothing "
+                          f"was built: " + "; ".join(bad))
 
 
 class _Args:

@@ -91,7 +91,10 @@ def run(args):
         out.parent.mkdir(parents=True, exist_ok=True)
         _write(out, text.encode())
     except OSError as e:
-        raise AnyprecError(f"cannot write {out}: {e.strerror or e}") from None
+        # (mkdir says "File exists" when a parent of the output is a file)
+        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is not a directory" if blocking else (e.strerror or e)
+        raise AnyprecError(f"cannot write {out}: {why}") from None
     w = cfg.widths
     print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}"
           + ("" if args.target == "generic" else f", {args.target} target"))
