@@ -217,6 +217,13 @@ ERRORS = [
     ("run-timeout-nan", ["run", "--port", "loop://", "--timeout", "nan"], "--timeout"),
     ("run-timeout-inf", ["run", "--port", "loop://", "--timeout", "inf"], "--timeout"),
     ("stream-timeout-nan", ["stream", "--port", "loop://", "--timeout", "nan"], "--timeout"),
+    # options of the other path are refused, not ignored
+    ("stream-port-rows", ["stream", "--port", "loop://", "--rows", "0"],
+     "--rows configures the simulated device"),
+    ("stream-port-sim", ["stream", "--port", "loop://", "--sim", "icarus"],
+     "--sim configures the simulated device"),
+    ("stream-baud-no-port", ["stream", "--baud", "0"], "--baud is for a board (--port)"),
+    ("stream-timeout-no-port", ["stream", "--timeout", "3"], "--timeout is for a board"),
     ("run-port-option", ["run", "--port", "loop://?logging=foo"], "unknown option"),
     # stream
     ("stream-missing", ["stream", "--model", "nope.npz"], "no such model file"),

@@ -19,9 +19,9 @@ def register(sub):
                     "anyprec stream --port /dev/ttyUSB0 --samples 50   # a real board"])
     p.add_argument("--port", default=None, metavar="DEV",
                    help="stream to a board on this serial port instead of the simulator")
-    p.add_argument("--baud", type=int, default=115200,
+    p.add_argument("--baud", type=int, default=None,
                    help="UART speed with --port (default 115200)")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds to wait for each response with --port (default 5)")
     p.add_argument("--model", default=None, metavar="NPZ",
                    help="exported model (default: the shipped digits checkpoint)")
@@ -94,11 +94,25 @@ def _run_port(args, progress):
 
 
 def run(args):
+    from ...golden.errors import ConfigError
     progress = None if args.json else progress_printer("stream")
+    # The options of one path are refused on the other, not quietly ignored: a board's
+    # configuration comes from the device itself (INFO), and the simulator has no UART.
     if args.port:
+        given = [f"--{k[4:].replace('_', '-')}" for k, v in vars(args).items()
+                 if k.startswith("cfg_") and v is not None]
+        if given or args.sim is not None:
+            raise ConfigError(f"{(given or ['--sim'])[0]} configures the simulated "
+                              "device; with --port the board's own configuration is used")
+        args.baud = 115200 if args.baud is None else args.baud
+        args.timeout = 5.0 if args.timeout is None else args.timeout
         r = _run_port(args, progress)
     else:
         from ...sim.verify import stream
+        for flag in ("baud", "timeout"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag} is for a board (--port); the simulated device "
+                                  "has no serial link")
         cfg = config_from_args(args)
         r = stream(args.model, abits=args.abits, samples=args.samples, cfg=cfg, sim=args.sim,
                    transport=args.transport, progress=progress)
