@@ -67,6 +67,8 @@ def files(tmp_path_factory):
     np.save(d / "x5.npy", np.zeros(5, dtype=np.uint8))
     np.save(d / "Wneg.npy", np.full((4, 6), -1, dtype=np.int16))
     np.save(d / "W0.npy", np.zeros((0, 6), dtype=np.uint8))
+    np.save(d / "Wwide.npy", np.zeros((1, 100000), dtype=np.uint8))
+    np.save(d / "xwide.npy", np.zeros(100000, dtype=np.uint8))
     np.save(d / "Wobj.npy", np.array([[{"w": 1}]], dtype=object), allow_pickle=True)
     npy = (d / "W.npy").read_bytes()
     (d / "Wtrunc.npy").write_bytes(npy[:-7])
@@ -163,6 +165,8 @@ ERRORS = [
     ("verify-plot-dir", ["verify", "--plot", "nodir/acc.png"], "no directory nodir"),
     ("verify-too-big", ["verify", "--model", "m80.npz"], "max_m x max_k"),
     ("verify-n", ["verify", "--model", "n4.npz"], "4-bit weights"),
+    # (--bits not given: the model's N against the build's, not "--bits: 8 is out of range")
+    ("verify-build-n", ["verify", "--max-wbits", "4"], "the device stores 4-bit weights"),
     ("verify-layers", ["verify", "--model", "l5.npz"], "5 layers"),
     ("verify-build-k", ["verify", "--max-k", "16"], "max_m x max_k"),
     ("verify-samples", ["verify", "--samples", "100000"], "--samples"),
@@ -204,6 +208,8 @@ ERRORS = [
      "empty"),
     ("matvec-wbits", ["matvec", "--weights", "W.npy", "--x", "x.npy", "--wbits", "9"],
      "wbits must be from 1 to 8"),
+    ("matvec-too-wide", ["matvec", "--weights", "Wwide.npy", "--x", "xwide.npy", "--wbits",
+                         "1"], "no build takes a 1 x 100000 layer"),
     ("matvec-fit", ["matvec", "--weights", "W.npy", "--x", "x.npy", "--wbits", "1",
                     "--max-k", "4"], "does not fit"),
     ("matvec-huge-header", ["matvec", "--weights", "huge.npy", "--x", "x.npy", "--wbits",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import add_parser, add_config_args, config_from_args, add_sim_args
-from ...golden.errors import AnyprecError, ShapeError
+from ...golden.errors import AnyprecError, ConfigError, ShapeError
 
 ORDER = 35
 
@@ -97,7 +97,12 @@ def run(args):
         raise ShapeError(f"weights must be a 2-D M x K array, {args.weights} has shape {w.shape}")
     cfg = config_from_args(args)
     if args.cfg_max_m is None and args.cfg_max_k is None:
-        cfg = fitting_config(*w.shape, cfg)
+        try:
+            cfg = fitting_config(*w.shape, cfg)
+        except ConfigError as e:
+            # (the user set no max_m or max_k: say which of their inputs is too large)
+            raise ConfigError(f"weights {args.weights}: no build takes a "
+                              f"{w.shape[0]} x {w.shape[1]} layer ({e})") from None
     r = matvec(w, x, args.wbits, args.abits, cfg=cfg, sim=args.sim, transport=args.transport)
     keys = ("rows", "cols", "max_wbits", "max_abits", "max_m", "max_k")
     if args.json:

@@ -23,7 +23,8 @@ def register(sub):
                     "anyprec verify --json > report.json"])
     p.add_argument("--model", default=None, metavar="NPZ",
                    help="exported model (default: the shipped digits checkpoint)")
-    p.add_argument("--bits", default="1-8", help="uniform weight precisions (default 1-8)")
+    p.add_argument("--bits", default=None,
+                   help="uniform weight precisions (default: 1 to the build's N, 1-8)")
     p.add_argument("--abits", type=int, default=None,
                    help="activation precision of every layer (default: the model's A)")
     p.add_argument("--mixed", action="append", default=[], metavar="W-W-W[/A-A-A]",
@@ -109,7 +110,7 @@ def run(args):
     cfg = config_from_args(args)
     if not args.json and args.plot and args.plot != "none":
         args.plot = plot_path(args.plot)
-    bits = parse_bits(args.bits, cfg.max_wbits) if args.bits else []
+    bits = parse_bits(args.bits or f"1-{cfg.max_wbits}", cfg.max_wbits)
     progress = None if args.json else progress_printer("verify")
     report = verify(args.model, bits=bits, abits=args.abits, mixed=args.mixed,
                     samples=args.samples, cfg=cfg, sim=args.sim, transport=args.transport,
