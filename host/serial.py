@@ -14,6 +14,7 @@ in time raises :class:`~anyprec.host.errors.DeviceTimeout`.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from ..golden.errors import AnyprecError
@@ -156,6 +157,11 @@ class SerialTransport(ByteStreamTransport):
 
 def _reason(e):
     text = str(e).strip() or type(e).__name__
+    # pyserial nests the OS error in its own ("[Errno 2] could not open port X: [Errno 2]
+    # No such file or directory: 'X'"): the innermost one says it, once.
+    inner = re.findall(r"\[Errno -?\d+\] ((?:(?!\[Errno).)*)$", text)
+    if inner and text.count("[Errno") > 1 or text.lower().startswith("could not open port"):
+        text = inner[0].strip() if inner else text
     low = text.lower()
     if "busy" in low or "resource temporarily unavailable" in low or "could not exclusively" in low:
         return f"the port is busy (another program has it open): {text}"
