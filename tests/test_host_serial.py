@@ -241,3 +241,13 @@ def test_cli_stream_missing_port_one_line(capsys):
     assert err.startswith("anyprec: error: cannot open /dev/anyprec-no-such-port")
     errors = [ln for ln in err.strip().splitlines() if not ln.startswith("[run] ")]
     assert errors == [err.strip().splitlines()[-1]] and "Traceback" not in err
+
+
+def test_missing_port_reason_said_once(capsys):
+    """pyserial nests the OS error in its own ('[Errno 2] could not open port X: [Errno 2]
+    No such file or directory: ...'); the one line says it once."""
+    code = main(["run", "--port", "/dev/anyprec-no-such-port", "--samples", "1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err == ("anyprec: error: cannot open /dev/anyprec-no-such-port: no such port: "
+                   "No such file or directory: '/dev/anyprec-no-such-port'")
