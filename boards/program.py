@@ -60,6 +60,12 @@ def programmer_argv(board, bitstream, *, flash=False):
     return argv
 
 
+#: The configuration sync word every bitstream of the family carries near its start
+#: (icepack's .bin: right after the FF 00 00 FF preamble; ecppack's .bit: after the
+#: comment header).
+_SYNC = {"ice40": bytes.fromhex("7eaa997e"), "ecp5": bytes.fromhex("ffffbdb3")}
+
+
 #: The build report's fields that :func:`program` reads or passes on, with their types.
 _REPORT_FIELDS = {"board": str, "bitstream_sha256": str, "config": dict,
                   "clock_mhz": (int, float), "baud": int, "seed": int, "timing_met": bool}
@@ -108,6 +114,12 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
     data = path.read_bytes()
     if not data:
         raise ProgramError(f"{path} is empty: rebuild it")
+    sync = _SYNC[board.family]
+    if sync not in data[:4096]:
+        # (a renamed text file or a truncated download would go to the flash as it is)
+        kind = {"ice40": "an iCE40", "ecp5": "an ECP5"}[board.family]
+        raise ProgramError(f"{path} is not {kind} bitstream (no "
+                           f"configuration sync word {sync.hex()} near its start)")
     digest = hashlib.sha256(data).hexdigest()
     built = _build_report(path.parent / f"{path.stem}.anyprec.json")
     if built is not None:

@@ -22,7 +22,11 @@ def _cli(capsys, *argv):
     return code, out, err
 
 
-def _fake_build(tmp_path, name, data=b"\x00\xffbitstream", report=True, **changes):
+#: Enough of a bitstream for the checks: both families' configuration sync words.
+BITS = bytes.fromhex("ff0000ff7eaa997e") + bytes.fromhex("ffffbdb3") + b" bitstream"
+
+
+def _fake_build(tmp_path, name, data=BITS, report=True, **changes):
     """The files 'anyprec build -o DIR' leaves: the bitstream and its report."""
     board = get_board(name)
     path = bitstream_path(board, outdir=tmp_path)
@@ -109,6 +113,7 @@ def test_programmer_failure_is_one_line(tmp_path, monkeypatch, capsys):
     ("no-tool", "not found: install it .*fpga-icestorm.* or set \\$ICEPROG"),
     ("vendor", "closed vendor tools"),
     ("both", "give --bitstream or --outdir, not both"),
+    ("not-a-bitstream", "is not an iCE40 bitstream \\(no configuration sync word 7eaa997e"),
 ])
 def test_errors(tmp_path, monkeypatch, capsys, case, message):
     monkeypatch.setenv("ICEPROG", str(tmp_path / "nowhere" / "iceprog"))
@@ -120,7 +125,7 @@ def test_errors(tmp_path, monkeypatch, capsys, case, message):
         _fake_build(d, "icebreaker", board="icesugar")
     elif case == "stale":
         path = _fake_build(d, "icebreaker")
-        path.write_bytes(b"rebuilt by hand")
+        path.write_bytes(BITS + b" rebuilt by hand")
     elif case == "suffix":
         f = tmp_path / "x.bit"
         f.write_bytes(b"1")
@@ -129,6 +134,9 @@ def test_errors(tmp_path, monkeypatch, capsys, case, message):
         _fake_build(d, "icebreaker")
     elif case == "vendor":
         args = ["program", "--board", "arty-a7-35"]
+    elif case == "not-a-bitstream":
+        # (an ECP5 bitstream for an iCE40 board is not one either)
+        _fake_build(d, "icebreaker", data=b"hello\n" + bytes.fromhex("ffffbdb3"))
     elif case == "both":
         args += ["--bitstream", str(tmp_path / "x.bin")]
     code, out, err = _cli(capsys, *args)
