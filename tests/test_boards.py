@@ -294,11 +294,11 @@ def test_cli_boards_json(capsys):
 @pytest.mark.parametrize("argv, match", [
     (["build", "--board", "nope"], "unknown board 'nope'; known boards: icebreaker"),
     (["estimate", "--board", "nope"], "unknown board 'nope'"),
-    (["build", "--board", "icebreaker", "--rows", "0"], "rows must be from 1 to 256, not 0"),
+    (["build", "--board", "icebreaker", "--rows", "0"], "--rows must be from 1 to 256, not 0"),
     (["build", "--board", "ulx3s-85f", "--stream-width", "32"], "need --stream-width 8"),
     (["build", "--board", "ulx3s-85f", "--seed", "-1"], "--seed must be from 0"),
     (["build", "--board", "ulx3s-85f", "--clock", "900"], "--clock must be from 1 to 500"),
-    (["estimate", "--board", "icebreaker", "--max-k", "70000"], "max_k must be from 1"),
+    (["estimate", "--board", "icebreaker", "--max-k", "70000"], "--max-k must be from 1"),
     (["build", "--board", "icesugar-pro", "--baud", "50000000", "--toolchain", "yowasp"],
      "too fast"),
     (["estimate", "--board", "arty-a7-35"], "no open synthesis flow"),

@@ -173,7 +173,7 @@ ERRORS = [
     ("verify-abits", ["verify", "--abits", "9"], "abits must be from 1 to 8"),
     ("verify-bits", ["verify", "--bits", "1-9"], "out of range"),
     ("verify-mixed", ["verify", "--mixed", "8-8-8-8"], "3 layers"),
-    ("verify-width", ["verify", "--stream-width", "12"], "stream_width"),
+    ("verify-width", ["verify", "--stream-width", "12"], "--stream-width must be 8, 16 or 32"),
     # matvec
     ("matvec-missing", ["matvec", "--weights", "nope.npy", "--x", "x.npy", "--wbits", "1"],
      "does not exist"),
@@ -244,8 +244,8 @@ ERRORS = [
     ("stream-samples", ["stream", "--samples", "0"], "--samples"),
     ("stream-abits", ["stream", "--abits", "0"], "abits must be from 1 to 8"),
     # verilog
-    ("verilog-rows", ["verilog", "-o", "t.v", "--rows", "0"], "rows must be from 1"),
-    ("verilog-width", ["verilog", "-o", "t.v", "--stream-width", "12"], "stream_width"),
+    ("verilog-rows", ["verilog", "-o", "t.v", "--rows", "0"], "--rows must be from 1"),
+    ("verilog-width", ["verilog", "-o", "t.v", "--stream-width", "12"], "--stream-width must be 8, 16 or 32"),
     ("verilog-depth", ["verilog", "-o", "t.v", "--depth", "3"], "cannot hold one layer"),
     ("verilog-int32", ["verilog", "-o", "t.v", "--max-wbits", "16", "--max-abits", "16",
                        "--max-k", "65535"], "int32"),

@@ -1,6 +1,7 @@
 """One module per ``anyprec`` subcommand; each provides ``register(subparsers)``."""
 
 import argparse
+import re
 
 
 def add_parser(sub, name, help, description, examples):
@@ -13,7 +14,6 @@ def add_parser(sub, name, help, description, examples):
 
 def parse_bits(text, maximum, name="--bits"):
     """Parse '1-8', '4' or '1,2,4' into a sorted list of ints from 1 to ``maximum``."""
-    import re
     from ...golden.errors import PrecisionError
     out = set()
     for part in str(text).split(","):
@@ -60,12 +60,22 @@ def add_config_args(parser):
 
 def config_from_args(args, base=None, **overrides):
     """The AnyprecConfig the flags describe (ConfigError on bad values)."""
+    from ...golden.errors import ConfigError
     from ...hw.config import AnyprecConfig
     base = base or AnyprecConfig()
     changes = {name[4:]: v for name, v in vars(args).items()
                if name.startswith("cfg_") and v is not None}
     changes.update({k: v for k, v in overrides.items() if v is not None})
-    return base.replace(**changes) if changes else base
+    try:
+        return base.replace(**changes) if changes else base
+    except ConfigError as e:
+        # The dataclass names its fields ("rows must be from 1 to 256"); the user typed
+        # a flag: name the flag when the message is about a value they gave.
+        text = str(e)
+        for flag, field, _ in _CONFIG_FLAGS:
+            if field in changes and re.match(rf"{field} (must|is) ", text):
+                raise ConfigError(flag + text[len(field):]) from None
+        raise
 
 
 def add_sim_args(parser):
