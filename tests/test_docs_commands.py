@@ -35,7 +35,9 @@ def _quoted():
                     found.append((path.name, line, True))
         prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
         for cmd in re.findall(r"`(?:\.venv/bin/)?(anyprec [^`]+)`", prose):
-            found.append((path.name, cmd.replace("\\|", "|"), False))
+            # (quoted output such as `anyprec stream: error: ...` is not a command)
+            if re.match(r"anyprec (-|<|[a-z/]+( |$))", cmd):
+                found.append((path.name, cmd.replace("\\|", "|"), False))
     return sorted(set(found))
 
 
