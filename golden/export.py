@@ -10,6 +10,7 @@ test split. The integer forward pass is ``IntNetwork.forward`` and nothing else.
 import copy
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -413,16 +414,28 @@ def float_predictions(model, wbits, abits, x=None):
 
 # --- the float checkpoint ---------------------------------------------------------------
 
-def _pt_bytes(model):
+def _pt_bytes(model, name):
+    """The checkpoint as ``torch.save`` writes it to a file called ``name``.
+
+    torch names the archive's inner folder after the file it writes (``digits_mlp/``;
+    ``archive/`` for a buffer), so it is saved under its final name in a private
+    temporary directory and read back: the bytes are those of a plain
+    ``torch.save(..., name)``, and the shipped checkpoints stay reproducible byte for byte
+    (docs/model-format.md). A failed write there (torch's RuntimeError) is an OSError for
+    :func:`write_files`, which then replaces nothing."""
+    import errno
+    import tempfile
     import torch
 
-    # Serialised in memory: torch.save writing to a file reports a failed write (a full
-    # disk) as a RuntimeError without the reason, and it names the archive's inner folder
-    # after the file (a temporary name would end up in the file); from a buffer the folder
-    # is always "archive/", so the bytes do not depend on the file name.
-    buf = io.BytesIO()
-    torch.save(model.checkpoint(), buf)
-    return buf.getbuffer()
+    with tempfile.TemporaryDirectory(prefix="anyprec-pt-") as d:
+        path = os.path.join(d, os.path.basename(name))
+        try:
+            torch.save(model.checkpoint(), path)
+        except RuntimeError as e:
+            raise OSError(errno.EIO, f"torch.save could not write it (is {d} full? "
+                                     f"{str(e).splitlines()[0][:80]})") from None
+        with open(path, "rb") as f:
+            return f.read()
 
 
 def save_float(path, model):
@@ -431,7 +444,7 @@ def save_float(path, model):
     The file is replaced atomically (an existing file survives a failed write); raises
     AnyprecError if it cannot be written.
     """
-    write_files([(path, lambda: _pt_bytes(model))])
+    write_files([(path, lambda: _pt_bytes(model, path))])
 
 
 def load_float(path):
@@ -526,5 +539,6 @@ def export(model, settings, out_dir, stem="digits_mlp"):
     # Both files complete before either replaces its old version: a failed export leaves
     # a previous model pair (the shipped one in golden/checkpoints, say) as it was.
     arrays = _model_arrays(net, meta)
-    write_files([(npz_path, lambda: _npz_bytes(arrays)), (pt_path, lambda: _pt_bytes(model))])
+    write_files([(npz_path, lambda: _npz_bytes(arrays)),
+                 (pt_path, lambda: _pt_bytes(model, pt_path))])
     return npz_path, pt_path, meta
