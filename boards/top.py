@@ -14,7 +14,7 @@ from .pll import ice40_pll, ecp5_pll, ice40_pll_instance, ecp5_pll_instance
 from .registry import Board
 from .uart import uart_divisor
 
-__all__ = ["BoardTop", "DEFAULT_BAUD", "DEFAULT_TIMEOUT_MS", "clock_plan"]
+__all__ = ["BoardTop", "DEFAULT_BAUD", "DEFAULT_TIMEOUT_MS", "clock_plan", "link_plan"]
 
 #: Default UART speed: every USB-serial bridge on these boards does it.
 DEFAULT_BAUD = 115200
@@ -32,6 +32,14 @@ def clock_plan(board: Board, target_mhz=None):
         p = ecp5_pll(board.osc_mhz, f)
         return p, p.fout_mhz
     return None, board.osc_mhz
+
+
+def link_plan(board: Board, target_mhz=None, baud=DEFAULT_BAUD):
+    """(pll settings or None, exact design clock in MHz, UART divisor) for ``board``; a
+    ConfigError when the PLL cannot make the clock or the baud rate is unusable at it.
+    BoardTop's own check, and ``anyprec build --board all``'s for every board at once."""
+    pll, clock_mhz = clock_plan(board, target_mhz)
+    return pll, clock_mhz, uart_divisor(clock_mhz * 1e6, baud)
 
 
 class BoardTop(Elaboratable):
@@ -54,9 +62,8 @@ class BoardTop(Elaboratable):
         self.board = board
         self.cfg = cfg
         try:
-            self.pll, self.clock_mhz = clock_plan(board, target_mhz)
+            self.pll, self.clock_mhz, self.divisor = link_plan(board, target_mhz, baud)
             self.baud = baud
-            self.divisor = uart_divisor(self.clock_mhz * 1e6, baud)
             self.timeout = max(1, int(self.clock_mhz * 1e3 * timeout_ms))
             # Built here so that parameter errors surface before synthesis.
             self.core = AnyprecUartTop(

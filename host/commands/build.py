@@ -178,8 +178,7 @@ def _check_all(names, args):
     """--board all: every board's configuration, clock and baud rate checked before the
     first build (a --clock one PLL cannot make failed only when its board's turn came,
     after the others had built), and an -o that cannot be a directory refused once."""
-    from ...boards.top import DEFAULT_BAUD, clock_plan
-    from ...boards.uart import uart_divisor
+    from ...boards.top import DEFAULT_BAUD, link_plan
     from ...golden.errors import AnyprecError, ConfigError
     if args.outdir and os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise ConfigError(f"--board all writes one directory per board into -o "
@@ -188,8 +187,7 @@ def _check_all(names, args):
     for name in names:
         try:
             board, _ = board_and_config(_Args(args, board=name))
-            _, mhz = clock_plan(board, args.clock)
-            uart_divisor(mhz * 1e6, args.baud or DEFAULT_BAUD)
+            link_plan(board, args.clock, args.baud or DEFAULT_BAUD)
         except AnyprecError as e:
             bad.append(f"{name}: {e}")
     if bad:
