@@ -44,24 +44,24 @@ def write_files(files):
     done = []                           # destinations already replaced
     current = None
     try:
-        modes = []
+        targets = []                    # (real path, mode to keep or None)
         for path, _ in files:
             current = path
+            real = os.path.realpath(path)
             try:
-                st = os.stat(os.path.realpath(path))
+                st = os.stat(real)
             except FileNotFoundError:
-                modes.append(None)
+                targets.append((real, None))
                 continue
             # Checked before anything is written: renaming over it would fail half-way.
             if not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EEXIST,
                               "is a directory" if stat.S_ISDIR(st.st_mode)
                               else "exists and is not a regular file")
-            modes.append(stat.S_IMODE(st.st_mode))
-        for (path, make_bytes), mode in zip(files, modes):
+            targets.append((real, stat.S_IMODE(st.st_mode)))
+        for (path, make_bytes), (real, mode) in zip(files, targets):
             current = path
             data = make_bytes()
-            real = os.path.realpath(path)
             fd, tmp = temp_beside(real)
             pending.append((tmp, real))
             with os.fdopen(fd, "wb") as f:

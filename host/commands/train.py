@@ -59,12 +59,12 @@ def _hidden(text):
 def _check_writable(out):
     """Raise ConfigError unless a file can be created (and removed) in directory ``out``."""
     import os
-    import secrets
+    from ...golden.atomic import temp_beside
     from ...golden.errors import ConfigError
 
-    probe = out / f".anyprec-write-test.{secrets.token_hex(4)}.tmp"
     try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        fd, probe = temp_beside(out / "anyprec-write-test")   # (as the export will)
+        os.close(fd)
         os.unlink(probe)
     except OSError as e:
         raise ConfigError(f"--out {out}: cannot write to the directory "
