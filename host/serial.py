@@ -160,8 +160,8 @@ def _reason(e):
     # pyserial nests the OS error in its own ("[Errno 2] could not open port X: [Errno 2]
     # No such file or directory: 'X'"): the innermost one says it, once.
     inner = re.findall(r"\[Errno -?\d+\] ((?:(?!\[Errno).)*)$", text)
-    if inner and text.count("[Errno") > 1 or text.lower().startswith("could not open port"):
-        text = inner[0].strip() if inner else text
+    if inner and (text.count("[Errno") > 1 or text.lower().startswith("could not open port")):
+        text = inner[0].strip()
     low = text.lower()
     if "busy" in low or "resource temporarily unavailable" in low or "could not exclusively" in low:
         return f"the port is busy (another program has it open): {text}"
