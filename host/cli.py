@@ -65,6 +65,13 @@ def build_parser():
     return parser
 
 
+def _drop_stdout():
+    """Point stdout at /dev/null: what is still buffered for it can never be written,
+    and the interpreter would fail again flushing it at exit."""
+    import os
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv=None):
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -88,8 +95,7 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         # The reader went away (`anyprec verilog -o - | head`): not an error of ours.
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return 0
     except OSError as e:
         import errno
@@ -97,8 +103,7 @@ def main(argv=None):
             raise
         # The disk (or `>/dev/full`) is full: the environment, not a bug of ours. What
         # is still buffered for stdout cannot be written either; drop it.
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         where = f" {e.filename}" if e.filename else ""
         print(f"anyprec: error: cannot write{where}: {e.strerror}", file=sys.stderr)
         return 2
