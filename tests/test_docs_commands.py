@@ -18,6 +18,8 @@ from anyprec.host.cli import build_parser
 
 ROOT = Path(__file__).parents[1]
 FILES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+#: A command, not quoted output such as "anyprec verify: digits test split ...".
+COMMAND = re.compile(r"anyprec (-|<|[a-z/]+( |$))")
 
 
 def _quoted():
@@ -31,12 +33,12 @@ def _quoted():
                 line = line.split("  #")[0].strip()
                 line = re.sub(r"^(\$ |\.venv/bin/)", "", line)
                 # (output lines such as "anyprec verify: ..." are not commands)
-                if re.match(r"anyprec (-|<|[a-z/]+( |$))", line):
+                if COMMAND.match(line):
                     found.append((path.name, line, True))
         prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
         for cmd in re.findall(r"`(?:\.venv/bin/)?(anyprec [^`]+)`", prose):
             # (quoted output such as `anyprec stream: error: ...` is not a command)
-            if re.match(r"anyprec (-|<|[a-z/]+( |$))", cmd):
+            if COMMAND.match(cmd):
                 found.append((path.name, cmd.replace("\\|", "|"), False))
     return sorted(set(found))
 
