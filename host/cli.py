@@ -72,8 +72,24 @@ def _drop_stdout():
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _misplaced_option(parser, argv):
+    """An option before the command that is not one of anyprec's own (``anyprec --planes
+    3 stream``): argparse would call its value an invalid command. Says where it goes."""
+    if not argv or not argv[0].startswith("-") or argv[0] == "-":
+        return
+    word = argv[0].split("=", 1)[0]
+    own = [o for a in parser._actions for o in a.option_strings]
+    if any(o == word or (word.startswith("--") and o.startswith(word)) for o in own):
+        return
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((a for a in argv if a in subs.choices), None)
+    parser.error(f"{word} is not an option of anyprec itself; a command's options go after "
+                 f"it: anyprec {command or '<command>'} {word} ...")
+
+
 def main(argv=None):
     parser = build_parser()
+    _misplaced_option(parser, sys.argv[1:] if argv is None else list(argv))
     args, extra = parser.parse_known_args(argv)
     if extra:
         # (reported by the subcommand's parser, whose --help lists what it takes)

@@ -76,6 +76,7 @@ class SerialTransport(ByteStreamTransport):
             import serial
         except ImportError:  # pragma: no cover - pyserial is a dependency
             raise SerialPortError("pyserial is not installed; run 'make setup'") from None
+        _check_network_url(name)
         try:
             # exclusive=True: a second program on the same port fails here, not with
             # interleaved frames.
@@ -153,6 +154,23 @@ class SerialTransport(ByteStreamTransport):
                 self._port.close()
             except Exception:
                 pass
+
+
+def _check_network_url(name):
+    """socket:// and rfc2217:// URLs need HOST:PORT with a port from 1 to 65535. Checked
+    here because pyserial's own message for a bad one is lost (its format string has
+    braces in it: "Could not open port socket://h:x: 'debug|info|warning|error'")."""
+    from urllib.parse import urlsplit
+    scheme = name.split("://", 1)[0].lower() if "://" in name else ""
+    if scheme not in ("socket", "rfc2217"):
+        return
+    try:
+        port = urlsplit(name).port
+    except ValueError:
+        port = None
+    if port is None or not 1 <= port <= 65535:
+        raise SerialPortError(f"cannot open {name}: expected {scheme}://HOST:PORT with a "
+                              "port number from 1 to 65535")
 
 
 def _reason(e):

@@ -228,6 +228,8 @@ ERRORS = [
      "--rows configures the simulated device"),
     ("stream-port-sim", ["stream", "--port", "loop://", "--sim", "icarus"],
      "--sim configures the simulated device"),
+    ("stream-port-transport", ["stream", "--port", "loop://", "--transport", "axi"],
+     "--transport configures the simulated device"),
     ("stream-baud-no-port", ["stream", "--baud", "0"], "--baud is for a board (--port)"),
     ("stream-timeout-no-port", ["stream", "--timeout", "3"], "--timeout is for a board"),
     ("run-port-option", ["run", "--port", "loop://?logging=foo"], "unknown option"),
@@ -300,6 +302,11 @@ USAGE = [
     ("verilog-target", ["verilog", "-o", "t.v", "--target", "xilinx"], "invalid choice"),
     ("train-epochs-word", ["train", "--epochs", "many"], "invalid int value"),
     ("no-such-command", ["frobnicate"], "invalid choice"),
+    # a command's option before the command (argparse called "3" an invalid command)
+    ("option-before-command", ["--planes", "3", "stream"],
+     "--planes is not an option of anyprec itself; a command's options go after it: "
+     "anyprec stream --planes ..."),
+    ("option-without-command", ["--rows=2"], "anyprec <command> --rows ..."),
     # An empty value is refused, not taken for "not given" (the default model, the
     # simulator instead of the port, the default output directory...).
     ("verilog-name-empty", ["verilog", "-o", "t.v", "--name", ""], "empty value"),

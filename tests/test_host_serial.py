@@ -122,6 +122,27 @@ def test_missing_port_is_a_one_line_error():
         SerialTransport("/dev/anyprec-no-such-port", 115200)
 
 
+@pytest.mark.parametrize("url", ["socket://localhost", "socket://localhost:99999",
+                                 "socket://h:abc", "socket://:0", "rfc2217://localhost:70000"])
+def test_bad_network_port_url_is_named(url):
+    # pyserial's own message for these lost its text ("'debug|info|warning|error'") or
+    # was a TypeError about None.
+    with pytest.raises(SerialPortError, match=r"cannot open .*: expected (socket|rfc2217)"
+                                              r"://HOST:PORT with a port number from 1"):
+        SerialTransport(url, 115200)
+
+
+def test_network_port_url_reaches_the_socket():
+    # A well-formed URL gets through the check: nothing listens there, and the OS says so.
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(SerialPortError, match="refused"):
+        SerialTransport(f"socket://127.0.0.1:{port}", 115200)
+
+
 def test_busy_port_is_reported():
     master, slave = pty.openpty()
     name = os.ttyname(slave)

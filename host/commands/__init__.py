@@ -82,7 +82,9 @@ def add_sim_args(parser):
     """--sim and --transport."""
     parser.add_argument("--sim", choices=("verilator", "icarus"), default=None,
                         help="simulator (default: $SIM, else verilator)")
-    parser.add_argument("--transport", choices=("fast", "axi"), default="fast",
+    # (default None, "fast" in the handlers: so that a path without a simulator can
+    # tell that --transport was given and refuse it)
+    parser.add_argument("--transport", choices=("fast", "axi"), default=None,
                         help="fast: frame buffers in the harness (default); "
                              "axi: cocotbext-axi AXI-Stream agents")
 

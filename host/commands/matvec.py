@@ -103,7 +103,8 @@ def run(args):
             # (the user set no max_m or max_k: say which of their inputs is too large)
             raise ConfigError(f"weights {args.weights}: no build takes a "
                               f"{w.shape[0]} x {w.shape[1]} layer ({e})") from None
-    r = matvec(w, x, args.wbits, args.abits, cfg=cfg, sim=args.sim, transport=args.transport)
+    r = matvec(w, x, args.wbits, args.abits, cfg=cfg, sim=args.sim,
+               transport=args.transport or "fast")
     keys = ("rows", "cols", "max_wbits", "max_abits", "max_m", "max_k")
     if args.json:
         print(json.dumps({"y": r["y"], "cycles": r["cycles"],

@@ -101,8 +101,9 @@ def run(args):
     if args.port:
         given = [f"--{k[4:].replace('_', '-')}" for k, v in vars(args).items()
                  if k.startswith("cfg_") and v is not None]
-        if given or args.sim is not None:
-            raise ConfigError(f"{(given or ['--sim'])[0]} configures the simulated "
+        given += [f"--{k}" for k in ("sim", "transport") if getattr(args, k) is not None]
+        if given:
+            raise ConfigError(f"{given[0]} configures the simulated "
                               "device; with --port the board's own configuration is used")
         args.baud = 115200 if args.baud is None else args.baud
         args.timeout = 5.0 if args.timeout is None else args.timeout
@@ -115,7 +116,7 @@ def run(args):
                                   "has no serial link")
         cfg = config_from_args(args)
         r = stream(args.model, abits=args.abits, samples=args.samples, cfg=cfg, sim=args.sim,
-                   transport=args.transport, progress=progress)
+                   transport=args.transport or "fast", progress=progress)
     bad = sum(s["mismatches"] for s in r["steps"]) + (0 if r["refused_before_first_plane"] else 1)
     if args.json:
         print(json.dumps(r, indent=1))

@@ -113,8 +113,8 @@ def run(args):
     bits = parse_bits(args.bits or f"1-{cfg.max_wbits}", cfg.max_wbits)
     progress = None if args.json else progress_printer("verify")
     report = verify(args.model, bits=bits, abits=args.abits, mixed=args.mixed,
-                    samples=args.samples, cfg=cfg, sim=args.sim, transport=args.transport,
-                    progress=progress)
+                    samples=args.samples, cfg=cfg, sim=args.sim,
+                    transport=args.transport or "fast", progress=progress)
     bad = sum(r["mismatches"] for r in report["results"])
     if args.json:
         print(json.dumps(report, indent=1))
