@@ -187,6 +187,13 @@ def test_bench_from_json_rerenders_and_counts_no_fit_as_a_result(tmp_path):
         "32x32 serial vs 12x12 parallel-dsp (146 DSPs)")
     assert merged["summary"]["whole_device_ratio"]["1"] == pytest.approx(
         (1024 * 90e6) / (144 * 80e6), rel=1e-3)
+    # Re-rendering the merged report with the same --include keeps one copy of its note.
+    f2 = tmp_path / "merged.json"
+    f2.write_text(r.stdout)
+    r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
+                        str(f2), "--include", str(g)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("the 12x12 point is missing") == 1, r.stdout
     r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--from-json",
                         str(f), "--include", str(tmp_path / "none.json")],
                        capture_output=True, text=True)

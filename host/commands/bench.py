@@ -267,8 +267,10 @@ def _include(rep, paths):
                                           measured_on=p.get("measured_on", date)))
         for name, ver in (other.get("tools") or {}).items():
             rep["tools"].setdefault(name, ver)
-        if isinstance(other.get("note"), str):
-            rep.setdefault("included_notes", []).append(f"{path}: {other['note']}")
+        # (once: a saved report that already includes this one keeps its note)
+        note = f"{path}: {other['note']}" if isinstance(other.get("note"), str) else None
+        if note and note not in rep.setdefault("included_notes", []):
+            rep["included_notes"].append(note)
     rep["summary"] = bench.summarize(rep["points"])
     return rep
 
