@@ -1,8 +1,10 @@
 """The simulation commands from the command line: JSON schemas and one-line errors."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,17 @@ def test_verify_json_schema(tmp_path):
                           "mismatches", "cycles_per_inference"}
         assert e["samples"] == 10 and e["mismatches"] == 0
         assert 0.0 <= e["hw_accuracy"] <= 1.0
+    # The README's `make demo` table quotes the same build's cycles per inference (they
+    # do not depend on the images): it must still be what the hardware takes.
+    readme = {}
+    for line in (Path(__file__).parents[1] / "README.md").read_text().splitlines():
+        mt = re.fullmatch(r"\s*(\d|\d-\d-\d)\s+8\s+[\d.]+\s+[\d.]+\s+0\s+(\d+)", line)
+        if mt:
+            readme[mt[1]] = int(mt[2])
+    assert len(readme) == 9, readme
+    for e in rep["results"]:
+        key = "-".join(map(str, e["wbits"])) if isinstance(e["wbits"], list) else str(e["wbits"])
+        assert e["cycles_per_inference"] == readme[key], (key, e["cycles_per_inference"])
 
 
 def test_verify_table_and_plot(tmp_path):
