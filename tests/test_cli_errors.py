@@ -168,6 +168,11 @@ ERRORS = [
     # (--bits not given: the model's N against the build's, not "--bits: 8 is out of range")
     ("verify-build-n", ["verify", "--max-wbits", "4"], "the device stores 4-bit weights"),
     ("verify-layers", ["verify", "--model", "l5.npz"], "5 layers"),
+    ("verify-board", ["verify", "--board", "icebreakr"], "unknown board 'icebreakr'"),
+    ("verify-board-target", ["verify", "--board", "icebreaker", "--target", "ecp5"],
+     "--target ecp5: icebreaker builds the ice40 form"),
+    ("verify-board-flag", ["verify", "--board", "ulx3s-25f", "--rows", "0"],
+     "--rows must be"),
     ("verify-build-k", ["verify", "--max-k", "16"], "max_m x max_k"),
     ("verify-samples", ["verify", "--samples", "100000"], "--samples"),
     ("verify-abits", ["verify", "--abits", "9"], "abits must be from 1 to 8"),

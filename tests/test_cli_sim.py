@@ -43,6 +43,47 @@ def test_verify_json_schema(tmp_path):
         assert e["cycles_per_inference"] == readme[key], (key, e["cycles_per_inference"])
 
 
+def test_verify_board_simulates_that_boards_build():
+    # --board: the board's default configuration in its family's form, and on a one-slot
+    # device the shipped one-layer classifier (as `anyprec run` picks on the board).
+    from anyprec.boards.registry import BOARDS
+    r = run("verify", "--board", "icebreaker", "--bits", "1,8", "--samples", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["board"] == "icebreaker" and rep["target"] == "ice40"
+    assert rep["config"] == BOARDS["icebreaker"].default.to_dict()
+    assert rep["model"]["path"].endswith("digits_linear.npz")
+    assert [e["mismatches"] for e in rep["results"]] == [0, 0]
+
+
+def test_verify_board_choices_without_simulating():
+    # What `verify --board` hands the simulation, decided before it: the build flags
+    # change the board's configuration, the form stays the board's family's (the generic
+    # Verilog for a vendor-tool board), and the MLP runs once it has its three slots.
+    from anyprec.boards.registry import BOARDS
+    from anyprec.host.cli import build_parser
+    from anyprec.host.commands import config_from_args
+    from anyprec.host.commands.verify import board_and_target, model_for
+    parse = build_parser().parse_args
+    for argv, form, layers, linear in (
+            (["--board", "icebreaker"], "ice40", 1, True),
+            (["--board", "icebreaker", "--layers", "3"], "ice40", 3, False),
+            (["--board", "ulx3s-25f", "--rows", "4"], "ecp5", 3, False),
+            (["--board", "arty-a7-35"], "generic", 3, False),
+            (["--target", "ice40"], "ice40", 4, False)):
+        args = parse(["verify", *argv])
+        board, target = board_and_target(args)
+        cfg = config_from_args(args, base=board.default if board else None)
+        assert target == form and cfg.layers == layers, argv
+        if board is not None:
+            assert cfg.cols == BOARDS[board.name].default.cols
+            assert cfg.rows == (4 if "--rows" in argv else board.default.rows)
+        said = []
+        model = model_for(args, cfg, said.append)
+        assert (model is not None and model.name == "digits_linear.npz") == linear, argv
+        assert bool(said) == linear
+
+
 def test_verify_table_and_plot(tmp_path):
     png = tmp_path / "v.png"
     r = run("verify", "--bits", "2", "--samples", "5", "--sim", "icarus", "--plot", str(png))

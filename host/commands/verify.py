@@ -6,6 +6,7 @@ import sys
 from . import (add_parser, add_config_args, config_from_args, add_sim_args, parse_bits,
                progress_printer)
 from ...golden.errors import AnyprecError
+from ...hw.config import TARGETS
 
 ORDER = 40
 
@@ -20,6 +21,7 @@ def register(sub):
                    ["anyprec verify                       # k = 1..8, whole test split",
                     "anyprec verify --bits 1,2,4 --samples 100 --sim icarus",
                     "anyprec verify --bits 8 --mixed 8-2-8 --mixed 4-4-8/8-4-8",
+                    "anyprec verify --board icebreaker   # that board's design, iCE40 form",
                     "anyprec verify --json > report.json"])
     p.add_argument("--model", default=None, metavar="NPZ",
                    help="exported model (default: the shipped digits checkpoint)")
@@ -33,6 +35,14 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.add_argument("--plot", default="anyprec-verify.png", metavar="PNG",
                    help="accuracy and cycles plot (default anyprec-verify.png; 'none' to skip)")
+    p.add_argument("--board", default=None, metavar="NAME",
+                   help="simulate what 'anyprec build --board NAME' builds: the board's "
+                        "default configuration (the build flags below change it) in its "
+                        "FPGA family's form (anyprec boards lists them)")
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="the Verilog form to simulate: generic (default), ecp5 (the array's "
+                        "adders as carry cells) or ice40 (the smaller form iCE40 boards "
+                        "build); with --board, the board's family")
     add_sim_args(p)
     add_config_args(p)
     p.set_defaults(func=run)
@@ -105,23 +115,55 @@ def plot_path(path):
     return str(p)
 
 
+def board_and_target(args):
+    """``(board or None, target)`` from --board and --target: a board's builds carry its
+    family's form (iCE40, ECP5; the generic Verilog for a vendor-tool board)."""
+    if args.board is None:
+        return None, args.target or "generic"
+    from ...boards.registry import get_board
+    board = get_board(args.board)
+    form = board.family if board.family in TARGETS else "generic"
+    if args.target not in (None, form):
+        raise AnyprecError(f"--target {args.target}: {board.name} builds the {form} form "
+                           f"({board.device}); leave --target out")
+    return board, form
+
+
+def model_for(args, cfg, progress):
+    """--model, else the shipped digits MLP, or the shipped one-layer classifier on a
+    device with fewer layer slots than the MLP has layers (as ``anyprec run`` does)."""
+    if args.model is not None:
+        return args.model
+    from ...golden.export import DEFAULT_LINEAR_MODEL, DEFAULT_MODEL, load_model
+    from .run import model_for_device
+    net, _ = load_model(DEFAULT_MODEL)
+    if model_for_device(args, net, cfg, progress) is net:
+        return None
+    return DEFAULT_LINEAR_MODEL
+
+
 def run(args):
     from ...sim.verify import verify
-    cfg = config_from_args(args)
+    board, target = board_and_target(args)
+    cfg = config_from_args(args, base=board.default if board else None)
     if not args.json and args.plot and args.plot != "none":
         args.plot = plot_path(args.plot)
     bits = parse_bits(args.bits or f"1-{cfg.max_wbits}", cfg.max_wbits)
     progress = None if args.json else progress_printer("verify")
-    report = verify(args.model, bits=bits, abits=args.abits, mixed=args.mixed,
-                    samples=args.samples, cfg=cfg, sim=args.sim,
-                    transport=args.transport or "fast", progress=progress)
+    report = verify(model_for(args, cfg, progress), bits=bits, abits=args.abits,
+                    mixed=args.mixed, samples=args.samples, cfg=cfg, sim=args.sim,
+                    transport=args.transport or "fast", progress=progress, target=target)
+    if board is not None:
+        report["board"] = board.name
     bad = sum(r["mismatches"] for r in report["results"])
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         n = report["results"][0]["samples"]
+        form = ("" if target == "generic" else f"{target} form, ") + (
+            f"{board.name}'s " if board is not None else "")
         print(f"anyprec verify: digits test split ({n} images) on {report['simulator']} "
-              f"({report['transport']} transport), {_describe(report['config'])}")
+              f"({report['transport']} transport), {form}{_describe(report['config'])}")
         print(table(report))
         total = n * len(report["results"])
         if bad:
