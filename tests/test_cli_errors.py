@@ -173,6 +173,8 @@ ERRORS = [
      "--target ecp5: icebreaker builds the ice40 form"),
     ("verify-board-flag", ["verify", "--board", "ulx3s-25f", "--rows", "0"],
      "--rows must be"),
+    ("verilog-board-target", ["verilog", "-o", "t.v", "--board", "arty-a7-35", "--target",
+                              "ice40"], "--target ice40: arty-a7-35 builds the generic form"),
     ("verify-build-k", ["verify", "--max-k", "16"], "max_m x max_k"),
     ("verify-samples", ["verify", "--samples", "100000"], "--samples"),
     ("verify-abits", ["verify", "--abits", "9"], "abits must be from 1 to 8"),

@@ -190,6 +190,20 @@ def test_verilog_command_lints_ice40_with_its_cell_model(tmp_path):
     assert "SB_MAC16 #(" in out.read_text() and "clean" in r.stdout
 
 
+def test_verilog_board_writes_that_boards_core(tmp_path):
+    # --board: the board's configuration in its family's form (what its build carries).
+    out = tmp_path / "core.v"
+    r = run("verilog", "--board", "icebreaker", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "serial 1x4" in r.stdout and "layers<=1" in r.stdout
+    assert "ice40 target (icebreaker's build)" in r.stdout
+    assert "SB_MAC16 #(" in out.read_text()
+    r = run("verilog", "--board", "ulx3s-25f", "--rows", "4", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "serial 4x8" in r.stdout and "ecp5 target" in r.stdout
+    assert "CCU2C" in out.read_text()
+
+
 def test_verilog_command_lints_ecp5_with_its_cell_models(tmp_path):
     """--target ecp5 instantiates CCU2C carry cells, DP16KD block RAMs and MULT18X18D
     multipliers: --lint reads the models the simulations use (hw.top.cell_models);

@@ -78,6 +78,30 @@ def config_from_args(args, base=None, **overrides):
         raise
 
 
+def add_board_arg(parser, verb):
+    """--board NAME: the configuration and Verilog form of that board's builds."""
+    parser.add_argument("--board", default=None, metavar="NAME",
+                        help=f"{verb} what 'anyprec build --board NAME' builds: the board's "
+                             "default configuration (the build flags change it) in its FPGA "
+                             "family's form (anyprec boards lists them)")
+
+
+def board_and_target(args):
+    """``(board or None, target)`` from --board and --target: a board's builds carry its
+    family's form (iCE40, ECP5; the generic Verilog for a vendor-tool board)."""
+    if args.board is None:
+        return None, args.target or "generic"
+    from ...boards.registry import get_board
+    from ...golden.errors import AnyprecError
+    from ...hw.config import TARGETS
+    board = get_board(args.board)
+    form = board.family if board.family in TARGETS else "generic"
+    if args.target not in (None, form):
+        raise AnyprecError(f"--target {args.target}: {board.name} builds the {form} form "
+                           f"({board.device}); leave --target out")
+    return board, form
+
+
 def add_sim_args(parser):
     """--sim and --transport."""
     parser.add_argument("--sim", choices=("verilator", "icarus"), default=None,

@@ -4,7 +4,7 @@ import json
 import sys
 
 from . import (add_parser, add_config_args, config_from_args, add_sim_args, parse_bits,
-               progress_printer)
+               progress_printer, add_board_arg, board_and_target)
 from ...golden.errors import AnyprecError
 from ...hw.config import TARGETS
 
@@ -35,10 +35,7 @@ def register(sub):
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.add_argument("--plot", default="anyprec-verify.png", metavar="PNG",
                    help="accuracy and cycles plot (default anyprec-verify.png; 'none' to skip)")
-    p.add_argument("--board", default=None, metavar="NAME",
-                   help="simulate what 'anyprec build --board NAME' builds: the board's "
-                        "default configuration (the build flags below change it) in its "
-                        "FPGA family's form (anyprec boards lists them)")
+    add_board_arg(p, "simulate")
     p.add_argument("--target", choices=TARGETS, default=None,
                    help="the Verilog form to simulate: generic (default), ecp5 (the array's "
                         "adders as carry cells) or ice40 (the smaller form iCE40 boards "
@@ -113,20 +110,6 @@ def plot_path(path):
         raise AnyprecError(f"--plot {path}: " + ("is a directory" if p.is_dir() else
                                                  f"no directory {p.parent}"))
     return str(p)
-
-
-def board_and_target(args):
-    """``(board or None, target)`` from --board and --target: a board's builds carry its
-    family's form (iCE40, ECP5; the generic Verilog for a vendor-tool board)."""
-    if args.board is None:
-        return None, args.target or "generic"
-    from ...boards.registry import get_board
-    board = get_board(args.board)
-    form = board.family if board.family in TARGETS else "generic"
-    if args.target not in (None, form):
-        raise AnyprecError(f"--target {args.target}: {board.name} builds the {form} form "
-                           f"({board.device}); leave --target out")
-    return board, form
 
 
 def model_for(args, cfg, progress):

@@ -5,7 +5,7 @@ import stat
 import sys
 from pathlib import Path
 
-from . import add_parser, add_config_args, config_from_args
+from . import add_parser, add_config_args, config_from_args, add_board_arg, board_and_target
 from ...golden.errors import AnyprecError
 from ...hw.config import TARGETS
 
@@ -20,13 +20,16 @@ def register(sub):
                    ["anyprec verilog -o anyprec_top.v",
                     "anyprec verilog --rows 16 --cols 16 --max-m 256 --max-k 256 -o big.v",
                     "anyprec verilog --stream-width 8 -o uart_friendly.v --lint",
-                    "anyprec verilog --target ecp5 -o anyprec_ecp5.v"])
+                    "anyprec verilog --target ecp5 -o anyprec_ecp5.v",
+                    "anyprec verilog --board icebreaker -o icebreaker_core.v"])
     add_config_args(p)
+    add_board_arg(p, "write")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="Verilog file to write ('-' for standard output)")
     p.add_argument("--name", default="anyprec_top", help="top module name")
-    p.add_argument("--target", choices=TARGETS, default="generic",
-                   help="generic (default): plain Verilog for any tool and simulator; "
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="generic (default; with --board, the board's family): plain Verilog "
+                        "for any tool and simulator; "
                         "ecp5: the MAC array's first adder level as Lattice CCU2C carry "
                         "cells with the AND gates in their LUTs (about 40%% fewer array "
                         "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
@@ -81,7 +84,8 @@ def run(args):
                            f"letters, digits, _ or $), not {args.name!r}")
     if args.output == "-" and args.lint:
         raise AnyprecError("--lint lints a written file: give -o FILE, not -o -")
-    cfg = config_from_args(args)
+    board, args.target = board_and_target(args)
+    cfg = config_from_args(args, base=board.default if board else None)
     text = generate_verilog(cfg, name=args.name, target=args.target)
     if args.output == "-":
         sys.stdout.write(text)
@@ -97,7 +101,8 @@ def run(args):
         raise AnyprecError(f"cannot write {out}: {why}") from None
     w = cfg.widths
     print(f"wrote {out} ({len(text.splitlines())} lines): module {args.name}, {cfg.describe()}"
-          + ("" if args.target == "generic" else f", {args.target} target"))
+          + ("" if args.target == "generic" else f", {args.target} target")
+          + ("" if board is None else f" ({board.name}'s build)"))
     print(f"  widths: accumulator {w.acc_bits} b, D {w.d_bits} b, requant V {w.v_bits} b; "
           f"weight memory {cfg.depth_words} x {cfg.word_bits} b")
     if args.lint:
