@@ -212,11 +212,13 @@ def fitting_config(m, k, cfg=None):
     return cfg
 
 
-def matvec(weights, x, wbits, abits=None, *, cfg=None, sim=None, transport="fast"):
+def matvec(weights, x, wbits, abits=None, *, cfg=None, sim=None, transport="fast",
+           target="generic"):
     """One raw matvec on the simulated hardware: D = lambda_k(W_k) @ x (arithmetic.md 5).
+    ``target`` as in :func:`verify`.
 
-    Returns a dict with ``y`` (list of int), ``cycles``, ``config``, ``golden`` (the golden
-    D), ``match``, ``simulator`` and ``tools``.
+    Returns a dict with ``y`` (list of int), ``cycles``, ``config``, ``target``,
+    ``golden`` (the golden D), ``match``, ``simulator`` and ``tools``.
     """
     cfg = cfg or AnyprecConfig()
     w = _check_codes(weights, cfg.max_wbits)
@@ -232,19 +234,21 @@ def matvec(weights, x, wbits, abits=None, *, cfg=None, sim=None, transport="fast
                                   cfg.max_abits)
     xv = _check_x(x, k, abits)
     golden = arith.dot(w, xv, cfg.max_wbits, wbits)
-    sb = build(cfg, sim)
+    sb = build(cfg, sim, target=target)
     res, _ = run_job(sb, "anyprec.sim.flows:matvec_cases",
                      {"cases": [{"w": "W", "x": "x", "wbits": wbits, "abits": abits}]},
                      arrays={"W": w, "x": xv}, transport=transport)
     r = res["results"][0]
     return {"y": r["y"], "cycles": r["cycles"], "golden": [int(v) for v in golden],
             "match": r["y"] == [int(v) for v in golden], "wbits": wbits, "abits": abits,
-            "config": cfg.to_dict(), "simulator": sb.sim, "tools": tool_versions(sb.sim)}
+            "config": cfg.to_dict(), "target": target, "simulator": sb.sim,
+            "tools": tool_versions(sb.sim)}
 
 
 def stream(model=None, *, abits=None, samples=None, cfg=None, sim=None, transport="fast",
-           progress=None):
-    """Progressive weight streaming on the simulated device.
+           progress=None, target="generic"):
+    """Progressive weight streaming on the simulated device (``target`` as in
+    :func:`verify`).
 
     Loads the requantisation tables, checks that an inference is refused before any plane
     has arrived, then streams the planes MSB first (plane p of every layer) and after each
@@ -268,7 +272,7 @@ def stream(model=None, *, abits=None, samples=None, cfg=None, sim=None, transpor
     arrays["x"] = x
     if progress:
         progress(f"building the {sim or 'default'} simulation model for {cfg.describe()}")
-    sb = build(cfg, sim)
+    sb = build(cfg, sim, target=target)
     res, out = run_job(sb, "anyprec.sim.flows:stream", {"abits": [a] * L},
                        arrays=arrays, transport=transport, progress=progress)
     steps = []
@@ -282,7 +286,7 @@ def stream(model=None, *, abits=None, samples=None, cfg=None, sim=None, transpor
                       "mismatches": int(np.any(hw != gl, axis=1).sum()),
                       "cycles_per_inference": float(np.mean(st["cycles"])),
                       "plane_load_seconds": round(st["load_seconds"], 3)})
-    return {"config": cfg.to_dict(), "simulator": sb.sim, "transport": transport,
-            "model": {"path": str(path)}, "tools": tool_versions(sb.sim),
+    return {"config": cfg.to_dict(), "target": target, "simulator": sb.sim,
+            "transport": transport, "model": {"path": str(path)}, "tools": tool_versions(sb.sim),
             "refused_before_first_plane": res["refused_before_planes"] not in (None, False),
             "refusal": res["refused_before_planes"], "steps": steps}

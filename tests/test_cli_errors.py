@@ -237,6 +237,8 @@ ERRORS = [
      "--sim configures the simulated device"),
     ("stream-port-transport", ["stream", "--port", "loop://", "--transport", "axi"],
      "--transport configures the simulated device"),
+    ("stream-port-board", ["stream", "--port", "loop://", "--board", "icebreaker"],
+     "--board configures the simulated device"),
     ("stream-baud-no-port", ["stream", "--baud", "0"], "--baud is for a board (--port)"),
     ("stream-timeout-no-port", ["stream", "--timeout", "3"], "--timeout is for a board"),
     ("run-port-option", ["run", "--port", "loop://?logging=foo"], "unknown option"),
@@ -249,7 +251,10 @@ ERRORS = [
     ("stream-shape", ["stream", "--model", "shape.npz"], "must have shape"),
     ("stream-too-big", ["stream", "--model", "m80.npz"], "max_m x max_k"),
     ("stream-n", ["stream", "--model", "n4.npz"], "4-bit weights"),
-    ("stream-layers", ["stream", "--layers", "2"], "only 2 layer slots"),
+    # (the named MLP: without --model a device with fewer slots than the MLP has layers
+    # runs the one-layer classifier, as `run` does; tests/test_cli_sim.py)
+    ("stream-layers", ["stream", "--model", str(export.DEFAULT_MODEL), "--layers", "2"],
+     "only 2 layer slots"),
     ("stream-samples", ["stream", "--samples", "0"], "--samples"),
     ("stream-abits", ["stream", "--abits", "0"], "abits must be from 1 to 8"),
     # verilog

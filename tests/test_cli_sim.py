@@ -43,7 +43,7 @@ def test_verify_json_schema(tmp_path):
         assert e["cycles_per_inference"] == readme[key], (key, e["cycles_per_inference"])
 
 
-def test_verify_board_simulates_that_boards_build():
+def test_verify_board_simulates_that_boards_build(tmp_path):
     # --board: the board's default configuration in its family's form, and on a one-slot
     # device the shipped one-layer classifier (as `anyprec run` picks on the board).
     from anyprec.boards.registry import BOARDS
@@ -54,6 +54,31 @@ def test_verify_board_simulates_that_boards_build():
     assert rep["config"] == BOARDS["icebreaker"].default.to_dict()
     assert rep["model"]["path"].endswith("digits_linear.npz")
     assert [e["mismatches"] for e in rep["results"]] == [0, 0]
+    # stream and matvec take --board too (the same simulation model).
+    r = run("stream", "--board", "icebreaker", "--samples", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["board"] == "icebreaker" and rep["target"] == "ice40"
+    assert rep["model"]["path"].endswith("digits_linear.npz")
+    assert [s["planes"] for s in rep["steps"]] == list(range(1, 9))
+    assert rep["refused_before_first_plane"] and not any(s["mismatches"] for s in rep["steps"])
+    rng = np.random.default_rng(3)
+    w = rng.integers(0, 256, (5, 7)).astype(np.uint8)
+    x = rng.integers(0, 256, 7).astype(np.int32)
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "x.npy", x)
+    r = run("matvec", "--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy"),
+            "--wbits", "3", "--board", "icebreaker", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["board"] == "icebreaker" and out["target"] == "ice40"
+    assert out["y"] == arith.dot(w, x, 8, 3).tolist() and out["matches_golden"]
+    # A board's build is not grown to fit a layer, as matvec grows the default build.
+    np.save(tmp_path / "W70.npy", np.ones((70, 3), dtype=np.uint8))
+    np.save(tmp_path / "x3.npy", np.ones(3, dtype=np.uint8))
+    r = run("matvec", "--weights", str(tmp_path / "W70.npy"), "--x", str(tmp_path / "x3.npy"),
+            "--wbits", "1", "--board", "icebreaker")
+    assert r.returncode == 2 and "a 70 x 3 layer does not fit the build" in r.stderr
 
 
 def test_verify_board_choices_without_simulating():
@@ -70,7 +95,8 @@ def test_verify_board_choices_without_simulating():
             (["--board", "icebreaker", "--layers", "3"], "ice40", 3, False),
             (["--board", "ulx3s-25f", "--rows", "4"], "ecp5", 3, False),
             (["--board", "arty-a7-35"], "generic", 3, False),
-            (["--target", "ice40"], "ice40", 4, False)):
+            (["--target", "ice40"], "ice40", 4, False),
+            (["--layers", "2"], "generic", 2, True)):
         args = parse(["verify", *argv])
         board, target = board_and_target(args)
         cfg = config_from_args(args, base=board.default if board else None)

@@ -86,6 +86,15 @@ def add_board_arg(parser, verb):
                              "family's form (anyprec boards lists them)")
 
 
+def add_target_arg(parser):
+    """--target: the Verilog form a simulation runs (hw.config.TARGETS)."""
+    from ...hw.config import TARGETS
+    parser.add_argument("--target", choices=TARGETS, default=None,
+                        help="the Verilog form to simulate: generic (default), ecp5 (the "
+                             "array's adders as carry cells) or ice40 (the smaller form iCE40 "
+                             "boards build); with --board, the board's family")
+
+
 def board_and_target(args):
     """``(board or None, target)`` from --board and --target: a board's builds carry its
     family's form (iCE40, ECP5; the generic Verilog for a vendor-tool board)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import add_parser, add_config_args, config_from_args, add_sim_args
+from . import (add_parser, add_config_args, config_from_args, add_sim_args, add_board_arg,
+               add_target_arg, board_and_target)
 from ...golden.errors import AnyprecError, ConfigError, ShapeError
 
 ORDER = 35
@@ -29,6 +30,8 @@ def register(sub):
     p.add_argument("--wbits", type=int, required=True, help="weight precision k")
     p.add_argument("--abits", type=int, default=None, help="activation precision (default A)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_board_arg(p, "simulate")
+    add_target_arg(p)
     add_sim_args(p)
     add_config_args(p)
     p.set_defaults(func=run)
@@ -95,8 +98,10 @@ def run(args):
     x = load_array(args.x, "x")
     if w.ndim != 2:
         raise ShapeError(f"weights must be a 2-D M x K array, {args.weights} has shape {w.shape}")
-    cfg = config_from_args(args)
-    if args.cfg_max_m is None and args.cfg_max_k is None:
+    board, target = board_and_target(args)
+    cfg = config_from_args(args, base=board.default if board else None)
+    # (a board's build is what it is: a layer it cannot take is refused, not grown into)
+    if board is None and args.cfg_max_m is None and args.cfg_max_k is None:
         try:
             cfg = fitting_config(*w.shape, cfg)
         except ConfigError as e:
@@ -104,13 +109,14 @@ def run(args):
             raise ConfigError(f"weights {args.weights}: no build takes a "
                               f"{w.shape[0]} x {w.shape[1]} layer ({e})") from None
     r = matvec(w, x, args.wbits, args.abits, cfg=cfg, sim=args.sim,
-               transport=args.transport or "fast")
+               transport=args.transport or "fast", target=target)
     keys = ("rows", "cols", "max_wbits", "max_abits", "max_m", "max_k")
     if args.json:
         print(json.dumps({"y": r["y"], "cycles": r["cycles"],
                           "config": {k: r["config"][k] for k in keys},
                           "wbits": r["wbits"], "abits": r["abits"],
                           "matches_golden": r["match"], "simulator": r["simulator"],
+                          "target": r["target"], "board": board and board.name,
                           "tools": r["tools"]}))
     else:
         m, k = w.shape

@@ -2,7 +2,8 @@
 
 import json
 
-from . import add_parser, add_config_args, config_from_args, add_sim_args, progress_printer
+from . import (add_parser, add_config_args, config_from_args, add_sim_args, progress_printer,
+               add_board_arg, add_target_arg, board_and_target)
 
 ORDER = 45
 
@@ -16,6 +17,7 @@ def register(sub):
                    "mismatch with golden.",
                    ["anyprec stream",
                     "anyprec stream --samples 100 --sim icarus --json",
+                    "anyprec stream --board icebreaker   # that board's design, simulated",
                     "anyprec stream --port /dev/ttyUSB0 --samples 50   # a real board"])
     p.add_argument("--port", default=None, metavar="DEV",
                    help="stream to a board on this serial port instead of the simulator")
@@ -28,6 +30,8 @@ def register(sub):
     p.add_argument("--abits", type=int, default=None, help="activation bits (default A)")
     p.add_argument("--samples", type=int, default=None, help="first N test images")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_board_arg(p, "simulate")
+    add_target_arg(p)
     add_sim_args(p)
     add_config_args(p)
     p.set_defaults(func=run)
@@ -101,7 +105,8 @@ def run(args):
     if args.port:
         given = [f"--{k[4:].replace('_', '-')}" for k, v in vars(args).items()
                  if k.startswith("cfg_") and v is not None]
-        given += [f"--{k}" for k in ("sim", "transport") if getattr(args, k) is not None]
+        given += [f"--{k}" for k in ("sim", "transport", "board", "target")
+                  if getattr(args, k) is not None]
         if given:
             raise ConfigError(f"{given[0]} configures the simulated "
                               "device; with --port the board's own configuration is used")
@@ -114,14 +119,22 @@ def run(args):
             if getattr(args, flag) is not None:
                 raise ConfigError(f"--{flag} is for a board (--port); the simulated device "
                                   "has no serial link")
-        cfg = config_from_args(args)
-        r = stream(args.model, abits=args.abits, samples=args.samples, cfg=cfg, sim=args.sim,
-                   transport=args.transport or "fast", progress=progress)
+        from .verify import model_for
+        board, target = board_and_target(args)
+        cfg = config_from_args(args, base=board.default if board else None)
+        r = stream(model_for(args, cfg, progress), abits=args.abits, samples=args.samples,
+                   cfg=cfg, sim=args.sim, transport=args.transport or "fast",
+                   progress=progress, target=target)
+        if board is not None:
+            r["board"] = board.name
     bad = sum(s["mismatches"] for s in r["steps"]) + (0 if r["refused_before_first_plane"] else 1)
     if args.json:
         print(json.dumps(r, indent=1))
         return 1 if bad else 0
-    print(f"progressive streaming on {r['simulator']}: "
+    where = "".join([f", {r['board']}'s build" if r.get("board") else "",
+                     f", {r['target']} form" if r.get("target", "generic") != "generic"
+                     else ""])
+    print(f"progressive streaming on {r['simulator']}{where}: "
           f"{r['steps'][0]['samples']} digits, planes MSB first")
     print("before any plane: " + ("inference refused as documented (NOT_READY)"
                                   if r["refused_before_first_plane"]

@@ -4,9 +4,8 @@ import json
 import sys
 
 from . import (add_parser, add_config_args, config_from_args, add_sim_args, parse_bits,
-               progress_printer, add_board_arg, board_and_target)
+               progress_printer, add_board_arg, add_target_arg, board_and_target)
 from ...golden.errors import AnyprecError
-from ...hw.config import TARGETS
 
 ORDER = 40
 
@@ -36,10 +35,7 @@ def register(sub):
     p.add_argument("--plot", default="anyprec-verify.png", metavar="PNG",
                    help="accuracy and cycles plot (default anyprec-verify.png; 'none' to skip)")
     add_board_arg(p, "simulate")
-    p.add_argument("--target", choices=TARGETS, default=None,
-                   help="the Verilog form to simulate: generic (default), ecp5 (the array's "
-                        "adders as carry cells) or ice40 (the smaller form iCE40 boards "
-                        "build); with --board, the board's family")
+    add_target_arg(p)
     add_sim_args(p)
     add_config_args(p)
     p.set_defaults(func=run)
