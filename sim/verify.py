@@ -56,7 +56,8 @@ def parse_setting(text, n_layers, n, a, default_abits=None):
                              f"not {text!r}") from None
     for name, vals, mx in (("wbits", wb, n), ("abits", abl, a)):
         if len(vals) != n_layers:
-            raise PrecisionError(f"{text!r}: the model has {n_layers} layers, "
+            raise PrecisionError(f"{text!r}: the model has {n_layers} "
+                                 f"layer{'s' if n_layers != 1 else ''}, "
                                  f"got {len(vals)} {name} values")
         for v in vals:
             arith.check_precision(name, v, mx)
