@@ -18,6 +18,17 @@ def run(*args, **kw):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, **kw)
 
 
+def _matvec_files(tmp_path, seed, shape, x_top):
+    """Random 8-bit weight codes and activations below x_top, saved as W.npy and x.npy:
+    (w, x, the matvec options naming the files)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, 256, shape).astype(np.uint8)
+    x = rng.integers(0, x_top, shape[1]).astype(np.int32)
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "x.npy", x)
+    return w, x, ["--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy")]
+
+
 def test_verify_json_schema(tmp_path):
     r = run("verify", "--bits", "1,8", "--mixed", "8-2-8", "--samples", "10", "--json")
     assert r.returncode == 0, r.stderr
@@ -62,13 +73,8 @@ def test_verify_board_simulates_that_boards_build(tmp_path):
     assert rep["model"]["path"].endswith("digits_linear.npz")
     assert [s["planes"] for s in rep["steps"]] == list(range(1, 9))
     assert rep["refused_before_first_plane"] and not any(s["mismatches"] for s in rep["steps"])
-    rng = np.random.default_rng(3)
-    w = rng.integers(0, 256, (5, 7)).astype(np.uint8)
-    x = rng.integers(0, 256, 7).astype(np.int32)
-    np.save(tmp_path / "W.npy", w)
-    np.save(tmp_path / "x.npy", x)
-    r = run("matvec", "--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy"),
-            "--wbits", "3", "--board", "icebreaker", "--json")
+    w, x, files = _matvec_files(tmp_path, 3, (5, 7), 256)
+    r = run("matvec", *files, "--wbits", "3", "--board", "icebreaker", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["board"] == "icebreaker" and out["target"] == "ice40"
@@ -119,13 +125,8 @@ def test_verify_table_and_plot(tmp_path):
 
 
 def test_matvec_json(tmp_path):
-    rng = np.random.default_rng(7)
-    w = rng.integers(0, 256, (9, 13)).astype(np.uint8)
-    x = rng.integers(0, 16, 13).astype(np.int32)
-    np.save(tmp_path / "W.npy", w)
-    np.save(tmp_path / "x.npy", x)
-    r = run("matvec", "--weights", str(tmp_path / "W.npy"), "--x", str(tmp_path / "x.npy"),
-            "--wbits", "5", "--abits", "4", "--json")
+    w, x, files = _matvec_files(tmp_path, 7, (9, 13), 16)
+    r = run("matvec", *files, "--wbits", "5", "--abits", "4", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["y"] == arith.dot(w, x, 8, 5).tolist()
