@@ -81,9 +81,10 @@ def config_from_args(args, base=None, **overrides):
 def add_board_arg(parser, verb):
     """--board NAME: the configuration and Verilog form of that board's builds."""
     parser.add_argument("--board", default=None, metavar="NAME",
-                        help=f"{verb} what 'anyprec build --board NAME' builds: the board's "
-                             "default configuration (the build flags change it) in its FPGA "
-                             "family's form (anyprec boards lists them)")
+                        help=f"{verb} the accelerator as 'anyprec build --board NAME' has "
+                             "it (without the board's UART bridge): the board's default "
+                             "configuration, which the build flags change, in its FPGA "
+                             "family's form (anyprec boards lists the boards)")
 
 
 def add_target_arg(parser):
