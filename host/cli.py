@@ -72,6 +72,12 @@ def _drop_stdout():
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _subcommands(parser):
+    """The top-level parser's subcommand parsers, by name."""
+    return next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def _misplaced_option(parser, argv):
     """An option before the command that is not one of anyprec's own (``anyprec --planes
     3 stream``): argparse would call its value an invalid command. Says where it goes."""
@@ -81,8 +87,8 @@ def _misplaced_option(parser, argv):
     own = [o for a in parser._actions for o in a.option_strings]
     if any(o == word or (word.startswith("--") and o.startswith(word)) for o in own):
         return
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = next((a for a in argv if a in subs.choices), None)
+    subs = _subcommands(parser)
+    command = next((a for a in argv if a in subs), None)
     parser.error(f"{word} is not an option of anyprec itself; a command's options go after "
                  f"it: anyprec {command or '<command>'} {word} ...")
 
@@ -93,8 +99,7 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     if extra:
         # (reported by the subcommand's parser, whose --help lists what it takes)
-        subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        sub = subs.choices.get(getattr(args, "command", None), parser)
+        sub = _subcommands(parser).get(getattr(args, "command", None), parser)
         sub.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()

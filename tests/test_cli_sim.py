@@ -93,8 +93,8 @@ def test_verify_board_choices_without_simulating():
     # Verilog for a vendor-tool board), and the MLP runs once it has its three slots.
     from anyprec.boards.registry import BOARDS
     from anyprec.host.cli import build_parser
-    from anyprec.host.commands import config_from_args
-    from anyprec.host.commands.verify import board_and_target, model_for
+    from anyprec.host.commands import board_target_config
+    from anyprec.host.commands.verify import model_for
     parse = build_parser().parse_args
     for argv, form, layers, linear in (
             (["--board", "icebreaker"], "ice40", 1, True),
@@ -104,8 +104,7 @@ def test_verify_board_choices_without_simulating():
             (["--target", "ice40"], "ice40", 4, False),
             (["--layers", "2"], "generic", 2, True)):
         args = parse(["verify", *argv])
-        board, target = board_and_target(args)
-        cfg = config_from_args(args, base=board.default if board else None)
+        board, target, cfg = board_target_config(args)
         assert target == form and cfg.layers == layers, argv
         if board is not None:
             assert cfg.cols == BOARDS[board.name].default.cols

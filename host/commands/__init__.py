@@ -96,11 +96,12 @@ def add_target_arg(parser):
                              "boards build); with --board, the board's family")
 
 
-def board_and_target(args):
-    """``(board or None, target)`` from --board and --target: a board's builds carry its
-    family's form (iCE40, ECP5; the generic Verilog for a vendor-tool board)."""
+def board_target_config(args):
+    """``(board or None, target, config)`` from --board, --target and the build flags: a
+    board's builds carry its family's form (iCE40, ECP5; the generic Verilog for a
+    vendor-tool board) and start from its default configuration."""
     if args.board is None:
-        return None, args.target or "generic"
+        return None, args.target or "generic", config_from_args(args)
     from ...boards.registry import get_board
     from ...golden.errors import AnyprecError
     from ...hw.config import TARGETS
@@ -109,7 +110,7 @@ def board_and_target(args):
     if args.target not in (None, form):
         raise AnyprecError(f"--target {args.target}: {board.name} builds the {form} form "
                            f"({board.device}); leave --target out")
-    return board, form
+    return board, form, config_from_args(args, base=board.default)
 
 
 def add_sim_args(parser):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import (add_parser, add_config_args, config_from_args, add_sim_args, add_board_arg,
-               add_target_arg, board_and_target)
+from . import (add_parser, add_config_args, add_sim_args, add_board_arg,
+               add_target_arg, board_target_config)
 from ...golden.errors import AnyprecError, ConfigError, ShapeError
 
 ORDER = 35
@@ -98,8 +98,7 @@ def run(args):
     x = load_array(args.x, "x")
     if w.ndim != 2:
         raise ShapeError(f"weights must be a 2-D M x K array, {args.weights} has shape {w.shape}")
-    board, target = board_and_target(args)
-    cfg = config_from_args(args, base=board.default if board else None)
+    board, target, cfg = board_target_config(args)
     # (a board's build is what it is: a layer it cannot take is refused, not grown into)
     if board is None and args.cfg_max_m is None and args.cfg_max_k is None:
         try:

@@ -2,8 +2,8 @@
 
 import json
 
-from . import (add_parser, add_config_args, config_from_args, add_sim_args, progress_printer,
-               add_board_arg, add_target_arg, board_and_target)
+from . import (add_parser, add_config_args, add_sim_args, progress_printer,
+               add_board_arg, add_target_arg, board_target_config)
 
 ORDER = 45
 
@@ -120,8 +120,7 @@ def run(args):
                 raise ConfigError(f"--{flag} is for a board (--port); the simulated device "
                                   "has no serial link")
         from .verify import model_for
-        board, target = board_and_target(args)
-        cfg = config_from_args(args, base=board.default if board else None)
+        board, target, cfg = board_target_config(args)
         r = stream(model_for(args, cfg, progress), abits=args.abits, samples=args.samples,
                    cfg=cfg, sim=args.sim, transport=args.transport or "fast",
                    progress=progress, target=target)

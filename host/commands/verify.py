@@ -3,8 +3,8 @@
 import json
 import sys
 
-from . import (add_parser, add_config_args, config_from_args, add_sim_args, parse_bits,
-               progress_printer, add_board_arg, add_target_arg, board_and_target)
+from . import (add_parser, add_config_args, add_sim_args, parse_bits,
+               progress_printer, add_board_arg, add_target_arg, board_target_config)
 from ...golden.errors import AnyprecError
 
 ORDER = 40
@@ -123,8 +123,7 @@ def model_for(args, cfg, progress):
 
 def run(args):
     from ...sim.verify import verify
-    board, target = board_and_target(args)
-    cfg = config_from_args(args, base=board.default if board else None)
+    board, target, cfg = board_target_config(args)
     if not args.json and args.plot and args.plot != "none":
         args.plot = plot_path(args.plot)
     bits = parse_bits(args.bits or f"1-{cfg.max_wbits}", cfg.max_wbits)

@@ -5,7 +5,7 @@ import stat
 import sys
 from pathlib import Path
 
-from . import add_parser, add_config_args, config_from_args, add_board_arg, board_and_target
+from . import add_parser, add_config_args, add_board_arg, board_target_config
 from ...golden.errors import AnyprecError
 from ...hw.config import TARGETS
 
@@ -84,8 +84,7 @@ def run(args):
                            f"letters, digits, _ or $), not {args.name!r}")
     if args.output == "-" and args.lint:
         raise AnyprecError("--lint lints a written file: give -o FILE, not -o -")
-    board, args.target = board_and_target(args)
-    cfg = config_from_args(args, base=board.default if board else None)
+    board, args.target, cfg = board_target_config(args)
     text = generate_verilog(cfg, name=args.name, target=args.target)
     if args.output == "-":
         sys.stdout.write(text)
