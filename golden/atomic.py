@@ -1,7 +1,7 @@
 """Files replaced whole: a failed write (a full disk, a read-only directory) leaves the
 old file as it was, never a half-written one. Used for everything anyprec writes that a
-user may already have a good copy of: model files (golden/export.py) and Verilog
-(``anyprec verilog -o``)."""
+user may already have a good copy of: model files (golden/export.py), Verilog
+(``anyprec verilog -o``) and the performance docs (``anyprec bench --write-docs``)."""
 
 import errno
 import os

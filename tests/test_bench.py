@@ -367,6 +367,39 @@ def test_bench_render_failure_is_one_line_and_leaves_the_docs(tmp_path, monkeypa
     assert {p: p.read_bytes() for p in before} == before
 
 
+def test_bench_write_failure_leaves_the_docs_as_a_set(tmp_path, monkeypatch, capsys):
+    """A disk that fills while --write-docs writes (here: on performance.json, the last
+    one) leaves all three docs files as they were, not a new plot beside old tables."""
+    import errno
+    import os
+    import pathlib
+    from anyprec.host.cli import main
+    before = _docs(tmp_path, monkeypatch)
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(_full_report()))
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real_open, real_write_text = os.open, pathlib.Path.write_text
+
+    def open_(path, flags, mode=0o777, *, dir_fd=None):
+        if flags & os.O_CREAT and "performance.json" in os.path.basename(path):
+            raise full
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def write_text(self, *a, **kw):
+        if self.name == "performance.json":
+            raise full
+        return real_write_text(self, *a, **kw)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+    code = main(["bench", "--from-json", str(f), "--write-docs"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert "performance.json" in err and "No space left" in err, err
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == sorted(
+        p.name for p in before)        # (no temporary file left behind)
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda r: r["points"][0].update(rows="8"), "point 1: 'rows' is '8'"),
     (lambda r: r["points"][0].update(ref_layer={"m": 256}), "'ref_layer' is {'m': 256}"),

@@ -335,9 +335,11 @@ def _output(args, rep, source):
         raise AnyprecError(f"cannot render {source}: not a well-formed 'anyprec bench "
                            f"--json' report ({type(e).__name__}: {e})") from None
     if args.write_docs:
-        (DOCS / "performance.png").write_bytes(png.getvalue())
-        (DOCS / "performance.md").write_text(md + cycles + (speed or ""))
-        (DOCS / "performance.json").write_text(text)
+        # (replaced together: a failed write leaves the three as they were, a set)
+        from ...golden.atomic import write_files
+        write_files([(DOCS / "performance.png", png.getvalue),
+                     (DOCS / "performance.md", lambda: (md + cycles + (speed or "")).encode()),
+                     (DOCS / "performance.json", lambda: text.encode())])
     if args.json:
         print(text)
     else:
