@@ -487,7 +487,13 @@ class AnyprecCore(wiring.Component):
         err_arg = Signal(8)
         w1 = Signal(32)
         w2 = Signal(32)
-        w3 = Signal(32)
+        # Word 3 (SET_LAYER's base address) is kept only as wide as an end address,
+        # with a flag for the bits above: a base that sets one is out of range anyway.
+        # (All 32 bits went through the layer-setup adder and compares: a 34-bit carry
+        # chain where 15 bits do on the iCEBreaker, docs/boards.md.)
+        w3_bits = aw + 1
+        w3 = Signal(w3_bits)
+        w3_big = Signal()
         word = rxf.word
         length = rxf.length
 
@@ -632,13 +638,13 @@ class AnyprecCore(wiring.Component):
         # They read 0 in a frame without them: cleared the cycle after the header (at
         # least a cycle before word 1 reaches w1), not by the framer's take itself.
         with m.If(hdr_r):
-            m.d.sync += [w1.eq(0), w2.eq(0), w3.eq(0)]
+            m.d.sync += [w1.eq(0), w2.eq(0), w3.eq(0), w3_big.eq(0)]
         with m.If(first):
             m.d.sync += w1.eq(dw)
         with m.If(pay2):
             m.d.sync += w2.eq(dw)
         with m.If(pay3):
-            m.d.sync += w3.eq(dw)
+            m.d.sync += [w3.eq(dw), w3_big.eq(dw[w3_bits:] != 0)]
 
         # (cleared a cycle after the header: the framer's take fanning out to them was
         # a long path; the first payload word sets or uses any of them much later)
@@ -1147,21 +1153,24 @@ class AnyprecCore(wiring.Component):
         sr_m_bad, sr_k_bad = Signal(), Signal()
         late += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
                  sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
-        t_new = Signal(16)
-        j_new = Signal(16)
+        # T and J of a SET_LAYER or SET_RUN that passes its size checks fit these (a
+        # larger M or K is refused before they are used).
+        t_new = Signal(range(cfg.tiles_max + 1))
+        j_new = Signal(range(cfg.chunks_max + 1))
         # w2 is written the cycle after payload word 2 arrives, at least three cycles
         # before PRE reads t_new/j_new (CRC word, framer END, WAITX): the two-cycle
         # quotient of a divisor that is not a power of two is settled by then.
         m.d.comb += [t_new.eq(_ceil_div_reg(m, new_m, R, cfg.tiles_max, "t_new_q")),
                      j_new.eq(_ceil_div_reg(m, new_k, C, cfg.chunks_max, "j_new_q"))]
-        end_bad = Signal()              # new_end_r > depth, registered (state SL_CMP)
-        tj_acc = Signal(aw + 17)        # T*J by repeated addition: a rare command
-        mul_i = Signal(16)              # additions left
+        end_bad = Signal()              # the layer ends past depth (state SL_CMP)
+        # T*J by repeated addition (a rare command); mul_i counts the additions left.
+        tj_acc = Signal(range(cfg.tiles_max * cfg.chunks_max + 1))
+        mul_i = Signal.like(t_new)
         mul_last = Signal()
-        span = Signal(aw + 21)
+        span = Signal(range(cfg.tiles_max * cfg.chunks_max * (N if serial else 1) + 1))
         m.d.comb += span.eq(tj_acc * (N if serial else 1))
-        new_end = Signal(34)
-        new_end_r = Signal(34)
+        new_end = Signal(max(w3_bits, len(span)) + 1)
+        new_end_r = Signal.like(new_end)
         m.d.comb += new_end.eq(w3 + span)
         loop_i = Signal(range(max(L, cfg.max_m) + 2))
         cp_base = Signal(range(max(tab_depth, 2)))
@@ -1190,8 +1199,8 @@ class AnyprecCore(wiring.Component):
         pc_saddr = Signal.like(shifts_w.addr)
         rq_kk = Signal(range(max(N, 2)))     # plane index of LOAD_REQUANT (checked < N)
         m.d.comb += rq_kk.eq(w1[8:16] - 1)
-        pc_tnew = Signal(16)
-        pc_jnew = Signal(16)
+        pc_tnew = Signal.like(t_new)
+        pc_jnew = Signal.like(j_new)
         sr_wb, sr_ab = w1[8:16], w1[16:24]
         sr_bad_w = (sr_wb == 0) | (sr_wb > N) | (Const(0) if serial else (sr_wb != N))
 
@@ -1347,7 +1356,7 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += new_end_r.eq(new_end)
                 m.next = "SL_CMP"
             with m.State("SL_CMP"):
-                m.d.sync += end_bad.eq(new_end_r > depth)
+                m.d.sync += end_bad.eq(w3_big | (new_end_r > depth))
                 m.next = "SL_BOUND"
             with m.State("SL_BOUND"):
                 with m.If(end_bad):

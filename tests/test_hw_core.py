@@ -175,7 +175,9 @@ class Scenario:
                             ("K>max", (0, m, k + 1, 0)),
                             ("past depth", (0, m, k, cfg.depth_words
                                             - P.span(m, k, cfg) + 1)),
-                            ("huge base", (0, 1, 1, 0xFFFFFFFF))):
+                            ("huge base", (0, 1, 1, 0xFFFFFFFF)),
+                            # in range once the bits above an address are dropped
+                            ("base 2^31", (0, 1, 1, 1 << 31))):
             self.expect(f"set_layer {label}", P.set_layer(*args), RANGE, args[0])
         # A maximum-size layer placed at the very end of memory is fine (regions touch
         # the end), then it is reconfigured at its final place below.
