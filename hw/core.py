@@ -925,15 +925,25 @@ class AnyprecCore(wiring.Component):
         # Off iCE40 the payload words reach the framer through a register slice: the
         # framer's ready, the source multiplexer and the result FIFO's slice behind it
         # in one cycle were a long path (Fmax). The framer counts the words it takes.
+        # On iCE40 the framer's valid and data are flip-flops, a cycle behind the
+        # source's: its ready is one too, low in the cycle after every take
+        # (hw/framing.py), so a word that is a cycle late is never taken stale (no
+        # source withdraws or changes a word but by a take; the cycle count stops
+        # before it is valid). ``s_rdy`` is the take itself there. (The source
+        # multiplexer, the framer's ready and the output register's enable in one cycle
+        # were the UP5K boards' longest paths, docs/boards.md.)
         if ice40:
-            src_out = txf.i
+            s_valid = Signal()
+            s_data = Signal(32)
+            s_rdy = Signal()
+            m.d.sync += [txf.i.valid.eq(s_valid), txf.i.payload.eq(s_data)]
+            m.d.comb += s_rdy.eq(txf.i.valid & txf.i.ready)
         else:
             m.submodules.src_q = src_q = Skid(unsigned(32))
             wiring.connect(m, src_q.o, txf.i)
-            src_out = src_q.i
-        s_valid = src_out.valid
-        s_data = src_out.payload
-        s_rdy = src_out.ready
+            s_valid = src_q.i.valid
+            s_data = src_q.i.payload
+            s_rdy = src_q.i.ready
         # Each state below tests its own valid with the ready, not the multiplexed
         # valid (which put every source's valid in front of every state's registers).
         # Off iCE40, "the result FIFO's words are what goes out" (src_state 1, src DATA,
@@ -945,8 +955,8 @@ class AnyprecCore(wiring.Component):
         dphase = Signal()
         if not ice40:
             d_take = Signal()
-            m.d.comb += [fifo_q.o.ready.eq(dphase & src_out.ready),
-                         d_take.eq(dphase & src_out.ready & fifo_q.o.valid)]
+            m.d.comb += [fifo_q.o.ready.eq(dphase & s_rdy),
+                         d_take.eq(dphase & s_rdy & fifo_q.o.valid)]
             with m.If(d_take):
                 m.d.sync += [n_data.eq(n_data - 1), n_zero.eq(n_data == 1),
                              dphase.eq(n_data != 1)]
@@ -1041,9 +1051,10 @@ class AnyprecCore(wiring.Component):
         q_r = Signal.like(eng.q)
         # The correction term (2^k - 1) * sum(x) in three registered steps (SEL: the sum
         # by buffer, SETUP: the shift, CORR: the subtraction; the three in one cycle were
-        # the 85F's critical path, 8.9 ns at a 150 MHz constraint). On iCE40 in two (the
-        # shift and subtraction in SETUP; the three in one were both UP5K boards'
-        # critical path, 30.3 ns).
+        # the 85F's critical path, 8.9 ns at a 150 MHz constraint). On iCE40 without
+        # CORR: the subtraction goes into the engine's own register for q at START (the
+        # three in one were both UP5K boards' critical path, 30.3 ns, and the shift and
+        # subtraction in one, SETUP, at 50 MHz still, docs/boards.md).
         src_sx_r = Signal(wd.sx_bits)
         q_sh = Signal.like(eng.q)
         hidden = Signal()          # a hidden layer of INFER runs; set in SETUP
@@ -1064,7 +1075,9 @@ class AnyprecCore(wiring.Component):
         m.d.comb += [
             eng.k.eq(cur_k_r),
             eng.mode.eq(Mux(~cmp_infer, MODE_RAW, Mux(last_r, MODE_FINAL, MODE_HIDDEN))),
-            eng.q.eq(q_r), eng.shift.eq(shifts_r.data),
+            # (iCE40: q_r holds the shift, and the engine's start register the
+            # difference, without the CORR state's cycle or register)
+            eng.q.eq(q_r - src_sx_r if ice40 else q_r), eng.shift.eq(shifts_r.data),
         ]
         for i, f in enumerate(fifos):
             m.d.comb += [f.w_data.eq(eng.o_values[i]),
@@ -1091,8 +1104,8 @@ class AnyprecCore(wiring.Component):
             with m.State("SETUP"):
                 m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
                              saddr.eq(cur_r * N + cur_k_r - 1)]
-                if ice40:       # shift and subtraction in one step (logic cells)
-                    m.d.sync += q_r.eq((src_sx_r << cur_k_r) - src_sx_r)
+                if ice40:       # the shift; the subtraction on the way into the engine
+                    m.d.sync += q_r.eq(src_sx_r << cur_k_r)
                     m.next = "START"
                 else:
                     m.d.sync += q_sh.eq(src_sx_r << cur_k_r)

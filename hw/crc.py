@@ -35,8 +35,8 @@ class Crc32(wiring.Component):
     ----------
     serial : bool
         Absorb a word over 33 cycles (one shift step per cycle after the XOR) in about a
-        quarter of the logic: ``busy`` is high for the 32 cycles after ``en``, and ``en``
-        must wait for it to fall. iCE40 builds (hw/lane.py ``is_ice40``), whose UART
+        quarter of the logic: ``busy`` is high for the 32 cycles after ``en`` (33 when
+        ``staged``), and ``en`` must wait for it to fall. iCE40 builds (hw/lane.py ``is_ice40``), whose UART
         brings a word every 8,333 cycles (24 MHz, 115200 baud).
 
     Members
@@ -57,12 +57,14 @@ class Crc32(wiring.Component):
         ``data``) goes into a register in the cycle of ``en``, and the state absorbs it
         in the next: ``value`` is valid two cycles after ``en``, and ``clear`` wins over
         an absorb in either cycle. The XOR tree in front of the state then has half the
-        inputs (at most 18, two levels of ECP5 LUTs), Fmax.
+        inputs (at most 18, two levels of ECP5 LUTs), Fmax. Serial form: the word and
+        ``en`` are registered and absorbed a cycle later, ``busy`` high from the cycle
+        after ``en`` (``clear`` wins likewise).
     """
 
     def __init__(self, *, serial=False, staged=False):
         self._serial = bool(serial)
-        self._staged = bool(staged) and not self._serial
+        self._staged = bool(staged)
         super().__init__({"clear": In(1), "en": In(1), "data": In(32), "value": Out(32),
                           "busy": Out(1)})
 
@@ -75,11 +77,23 @@ class Crc32(wiring.Component):
             # with its last step): the compare of the counter led the framers' ready
             # chains, the UP5K boards' critical path (29.8 ns).
             busy = Signal()
-            m.d.comb += [self.busy.eq(busy), self.value.eq(~state)]
+            en, data = self.en, self.data
+            if self._staged:
+                # The word and its ``en`` from registers, absorbed a cycle later (the
+                # receive framer's take in front of the 32 state flip-flops was the
+                # UP5K boards' longest path group, docs/boards.md); ``busy`` covers
+                # that cycle too. The word's register is the one the controller keeps
+                # of each word anyway (yosys merges the two).
+                en, data = Signal(), Signal(32)
+                m.d.sync += [en.eq(self.en & ~self.clear), data.eq(self.data)]
+                m.d.comb += self.busy.eq(busy | en)
+            else:
+                m.d.comb += self.busy.eq(busy)
+            m.d.comb += self.value.eq(~state)
             with m.If(self.clear):
                 m.d.sync += [state.eq(0xFFFFFFFF), left.eq(0), busy.eq(0)]
-            with m.Elif(self.en):
-                m.d.sync += [state.eq(state ^ self.data), left.eq(32), busy.eq(1)]
+            with m.Elif(en):
+                m.d.sync += [state.eq(state ^ data), left.eq(32), busy.eq(1)]
             with m.Elif(busy):
                 m.d.sync += [state.eq((state >> 1) ^ Mux(state[0], CRC32_POLY_REFLECTED, 0)),
                              left.eq(left - 1), busy.eq(left != 1)]

@@ -112,15 +112,11 @@ class LayerEngine(wiring.Component):
         base = Signal.like(self.base)
         tj = Signal.like(self.tj)
         j_s = Signal.like(self.j_s)
-        # j_run, k and t_run less one, so that the loop ends below are compares of flip-
-        # flops (an adder and a compare in front of them were long paths: Fmax); off
-        # iCE40 j_last and k_last reload down-counters of what is left. The "less two"
-        # registers (t_pen, j_pen, k_pen) are unused since those down-counters, and kept
-        # only because removing them moved yosys' mapping of the UP5K builds by tens of
-        # logic cells, after which the iCESugar did not place (docs/boards.md).
+        # j_run and k less one (off iCE40 they reload down-counters of what is left), and
+        # j_run, k and t_run less two (the iCE40 form's loop ends compare the counters
+        # with these as they step), so that no adder sits in front of a compare (Fmax).
         j_last = Signal(signed(len(self.j_run) + 1))
         t_pen = Signal(signed(len(self.t_run) + 1))
-        t_last = Signal.like(self.t_run)               # (iCE40 form)
         k_last = Signal(signed(len(self.k) + 1))
         j_pen = Signal.like(j_last)
         k_pen = Signal.like(k_last)
@@ -135,7 +131,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s.eq(i) for s, i in (
                 (base, self.base), (tj, self.tj), (j_s, self.j_s), (m_run, self.m_run),
                 (j_last, self.j_run - 1), (k_last, self.k - 1 if serial else 0),
-                (t_pen, self.t_run - 2), (t_last, self.t_run - 1), (j_pen, self.j_run - 2),
+                (t_pen, self.t_run - 2), (j_pen, self.j_run - 2),
                 (k_pen, self.k - 2 if serial else -1),
                 (mode, self.mode), (q, self.q), (shift, self.shift), (a_in, self.a_in),
                 (a_out, self.a_out), (tab_base, self.tab_base))]
@@ -159,12 +155,15 @@ class LayerEngine(wiring.Component):
         # by the loop ends, were a long path into the address registers: Fmax), and the
         # loop ends are flip-flops, exact after every change of t, p or j. On iCE40
         # (logic cells are short, the clock slow) `plane_a` and `tile_a` hold the current
-        # plane's and tile's first addresses, and the sums and the loop-end compares
-        # are made when needed.
+        # plane's and tile's first addresses, and the sums are made when needed; the
+        # loop ends are flip-flops there too, set from a compare of the counter with its
+        # run length less two as it steps (the compares in front of the address
+        # registers' selects were a long path group at 50 MHz, docs/boards.md).
         plane_a = Signal(self._aw)
         tile_a = Signal(self._aw)
         if ice40:
-            end_j, end_p, end_t = j == j_last, p == k_last, t == t_last
+            end_j, end_p, end_t = Signal(), Signal(), Signal()
+            j_one, k_one = Signal(), Signal()       # j_run == 1, k == 1 (the layer's)
             next_plane, next_tile_a = plane_a + tj, tile_a + j_s
         else:
             end_j, end_p, end_t = Signal(), Signal(), Signal()
@@ -185,14 +184,19 @@ class LayerEngine(wiring.Component):
             m.d.sync += [end_j.eq(n_end_j), end_p.eq(n_end_p), end_t.eq(n_end_t),
                          go_j.eq(~n_end_j), go_p.eq(n_end_j & ~n_end_p),
                          go_t.eq(n_end_j & n_end_p & ~n_end_t)]
-        # (the branch conditions: on iCE40 the compares, off it the flags above)
+        # (the branch conditions: on iCE40 the loop ends, off it the flags above)
         c_j, c_p, c_tend = ((~end_j, ~end_p, end_t) if ice40 else (go_j, go_p, ~go_t))
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), waiting.eq(0), t.eq(0), p.eq(0), j.eq(0),
                          addr.eq(self.base), tile_cyc.eq(0),
                          plane_a.eq(self.base if ice40 else self.base + self.tj),
                          tile_a.eq(self.base if ice40 else self.base + self.j_s)]
-            if not ice40:
+            if ice40:
+                k1 = self.k == 1 if serial else 1
+                m.d.sync += [end_j.eq(self.j_run == 1), end_p.eq(k1),
+                             end_t.eq(self.t_run == 1), j_one.eq(self.j_run == 1),
+                             k_one.eq(k1)]
+            else:
                 m.d.comb += [n_end_j.eq(self.j_run == 1), n_end_t.eq(self.t_run == 1),
                              n_end_p.eq(self.k == 1 if serial else 1)]
                 m.d.sync += [j_left.eq(self.j_run - 1), p_left.eq(self.k - 1 if serial else 0),
@@ -204,18 +208,24 @@ class LayerEngine(wiring.Component):
                 m.d.sync += tile_cyc.eq(tile_cyc + 1)
             with m.If(c_j):
                 m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
-                if not ice40:
+                if ice40:
+                    m.d.sync += end_j.eq(j == j_pen)
+                else:
                     m.d.comb += n_end_j.eq(j_left == 1)
                     m.d.sync += j_left.eq(j_left - 1)
             with m.Elif(c_p):
                 m.d.sync += [j.eq(0), p.eq(p + 1), addr.eq(next_plane),
                              plane_a.eq(next_plane if ice40 else plane_a + tj)]
-                if not ice40:
+                if ice40:
+                    m.d.sync += [end_j.eq(j_one), end_p.eq(p == k_pen)]
+                else:
                     m.d.comb += [n_end_j.eq(j_last == 0), n_end_p.eq(p_left == 1)]
                     m.d.sync += [j_left.eq(j_last), p_left.eq(p_left - 1)]
             with m.Else():
                 m.d.sync += [j.eq(0), p.eq(0)]
-                if not ice40:
+                if ice40:
+                    m.d.sync += [end_j.eq(j_one), end_p.eq(k_one)]
+                else:
                     m.d.comb += [n_end_j.eq(j_last == 0), n_end_p.eq(k_last == 0)]
                     m.d.sync += [j_left.eq(j_last), p_left.eq(k_last)]
                 with m.If(c_tend):
@@ -224,7 +234,9 @@ class LayerEngine(wiring.Component):
                     m.d.sync += [t.eq(t + 1), addr.eq(next_tile_a),
                                  plane_a.eq(next_tile_a if ice40 else tile_a + tj),
                                  tile_a.eq(next_tile_a if ice40 else tile_a + j_s)]
-                    if not ice40:
+                    if ice40:
+                        m.d.sync += end_t.eq(t == t_pen)
+                    else:
                         m.d.comb += n_end_t.eq(t_left == 1)
                         m.d.sync += t_left.eq(t_left - 1)
                     # The shadow register drains DL rows per cycle: tiles start >= R/DL

@@ -50,8 +50,8 @@ class RxFramer(wiring.Component):
     Parameters
     ----------
     serial_crc : bool
-        The bit-serial CRC (hw/crc.py): a payload or CRC word is taken only once the
-        previous word is absorbed, one word per 33 cycles (iCE40 builds).
+        The bit-serial CRC (hw/crc.py, staged): a payload or CRC word is taken only once
+        the previous word is absorbed, one word per 35 cycles (iCE40 builds).
     """
     i: In(WORD_STREAM)
     hold: In(1)
@@ -89,6 +89,24 @@ class RxFramer(wiring.Component):
             word_r = Signal(32)
             m.d.sync += word_r.eq(data)
 
+        # Serial CRC: the ready of each state from flip-flops, a cycle behind (a word
+        # takes 35 cycles here anyway): ``rdy_pay`` for PAY (ANDed with ``hold``),
+        # ``rdy_any`` for HDR, CRCW and DRAIN. Exact: no state change but by a take
+        # (after which both are low) makes a state ready sooner, and the CRC becomes
+        # busy only by a take. (The CRC's busy and the state decode in front of the
+        # take, which enables the CRC, the counters and the upstream FIFO's read, were
+        # the UP5K boards' longest paths, docs/boards.md.)
+        rdy_pay, rdy_any = Signal(), Signal()
+        if serial:
+            m.d.sync += [rdy_pay.eq(0), rdy_any.eq(0)]
+
+        def ready(value, pay=False):
+            if not serial:
+                m.d.comb += self.i.ready.eq(value)
+                return
+            m.d.comb += self.i.ready.eq(rdy_pay & ~self.hold if pay else rdy_any)
+            m.d.sync += (rdy_pay if pay else rdy_any).eq(value & ~take)
+
         no_pay = Signal()                       # the header's length is 0
         at_last = Signal()                      # idx == length
         len_m1 = Signal(16)                     # length - 1
@@ -97,8 +115,8 @@ class RxFramer(wiring.Component):
                 # The CRC is already clear here (END and DONE clear it, and a frame always
                 # passes through both): clearing it again on ~take put the input's valid
                 # in front of the 32 CRC flip-flops' resets (Fmax).
-                m.d.comb += [self.idle.eq(1), self.i.ready.eq(1),
-                             absorb.eq(take), self.hdr.eq(take)]
+                m.d.comb += [self.idle.eq(1), absorb.eq(take), self.hdr.eq(take)]
+                ready(1)
                 with m.If(take):
                     hlen = data[16:32]
                     m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
@@ -128,8 +146,11 @@ class RxFramer(wiring.Component):
                     with m.If(no_pay):
                         m.next = "CRCW"
             with m.State("PAY"):
-                m.d.comb += [self.i.ready.eq(~self.hold & ~crc.busy), absorb.eq(take),
-                             self.pay.eq(take)]
+                m.d.comb += [absorb.eq(take), self.pay.eq(take)]
+                if serial:
+                    ready(~crc.busy, pay=True)
+                else:
+                    ready(~self.hold & ~crc.busy)
                 if serial:
                     m.d.comb += at_last.eq(self.idx == self.length)
                 with m.If(take):
@@ -142,7 +163,7 @@ class RxFramer(wiring.Component):
                     with m.Elif(at_last):
                         m.next = "CRCW"
             with m.State("CRCW"):
-                m.d.comb += self.i.ready.eq(~crc.busy)
+                ready(~crc.busy)
                 with m.If(take):
                     with m.If(~last):
                         m.d.sync += self.verdict.eq(Status.OVERSIZE)
@@ -169,7 +190,7 @@ class RxFramer(wiring.Component):
                         m.d.sync += self.verdict.eq(Status.BAD_CRC)
                     m.next = "END"
             with m.State("DRAIN"):
-                m.d.comb += self.i.ready.eq(1)
+                ready(1)
                 with m.If(take & last):
                     m.next = "END"
             with m.State("END"):
@@ -202,7 +223,7 @@ class TxFramer(wiring.Component):
     ----------
     serial_crc : bool
         The bit-serial CRC (hw/crc.py): a word is pushed only once the previous one is
-        absorbed, one word per 34 cycles (iCE40 builds).
+        absorbed, one word per 35 cycles (iCE40 builds).
     """
     go: In(1)
     op: In(8)
@@ -239,6 +260,8 @@ class TxFramer(wiring.Component):
         else:
             m.d.comb += free.eq(~self.o.valid | self.o.ready)
         m.d.sync += pending.eq(0)
+        rdy = Signal()              # serial CRC: i.ready, registered (state PAY)
+        m.d.sync += rdy.eq(0)
         # The data in every cycle, only the enable from `pending` (gating the data with
         # it put `pending` in front of the CRC's XOR trees: Fmax).
         m.d.comb += [crc.en.eq(pending), crc.data.eq(self.o.payload.data)]
@@ -272,8 +295,20 @@ class TxFramer(wiring.Component):
                 with m.If(left_zero):
                     m.next = "CRC"
                 with m.Else():
-                    m.d.comb += self.i.ready.eq(free)
-                    with m.If(self.i.valid & free):
+                    if self._serial_crc:
+                        # ``i.ready`` as a flip-flop, a cycle behind ``free`` (a word
+                        # takes 35 cycles here anyway): exact, since nothing but a push
+                        # in this state clears ``free`` or sets ``left_zero``. ``free``
+                        # and the state decode in front of the source's valid, the
+                        # result FIFO's ready and the output register's enable were the
+                        # UP5K boards' longest path (docs/boards.md).
+                        take = self.i.valid & rdy
+                        m.d.comb += self.i.ready.eq(rdy)
+                        m.d.sync += rdy.eq(free & ~take)
+                    else:
+                        take = self.i.valid & free
+                        m.d.comb += self.i.ready.eq(free)
+                    with m.If(take):
                         push(self.i.payload)
                         m.d.sync += [left.eq(left - 1), left_zero.eq(left == 1)]
             with m.State("CRC"):

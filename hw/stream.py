@@ -31,16 +31,25 @@ def beat_stream(width):
 class WidthUp(wiring.Component):
     """Pack ``width``-bit beats into 32-bit words (LSB first); tlast ends a word early.
 
+    Parameters
+    ----------
+    width : 8, 16 or 32
+    registered_ready : bool
+        ``i.ready`` from a flip-flop only (``~o.valid``): the next beat is taken the cycle
+        after the word leaves, not in it (at most one idle cycle per word), so no ready
+        chain runs from the word's consumer back into the source. iCE40 builds (hw/top.py).
+
     Members
     -------
     i : In(beat_stream(width))
     o : Out(WORD_STREAM)
     """
 
-    def __init__(self, *, width):
+    def __init__(self, *, width, registered_ready=False):
         if width not in (8, 16, 32):
             raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
         self._width = width
+        self._registered_ready = bool(registered_ready)
         super().__init__({"i": In(beat_stream(width)), "o": Out(WORD_STREAM)})
 
     def elaborate(self, platform):
@@ -52,7 +61,8 @@ class WidthUp(wiring.Component):
         n = 32 // w
         buf = Signal(32 - w)
         count = Signal(range(n))
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        m.d.comb += self.i.ready.eq(~self.o.valid if self._registered_ready
+                                    else ~self.o.valid | self.o.ready)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):

@@ -63,7 +63,7 @@ class AnyprecTop(wiring.Component):
         m = Module()
         w = self._cfg.stream_width
         m.submodules.core = core = AnyprecCore(self._cfg)
-        m.submodules.up = up = WidthUp(width=w)
+        m.submodules.up = up = WidthUp(width=w, registered_ready=is_ice40(platform))
         m.submodules.down = down = WidthDown(
             width=w, registered_ready=self._paced_out or is_ice40(platform))
         m.d.comb += [
@@ -75,7 +75,7 @@ class AnyprecTop(wiring.Component):
         # Register slices on both sides of the core: the ready chains from the ports
         # through the width adapters into the framers were critical paths (Fmax). Not on
         # iCE40, where the 136 logic cells they take matter more than Fmax; there the
-        # narrowing adapter's registered ``i.ready`` cuts the response side's chain.
+        # width adapters' registered ``i.ready`` cut the chains instead.
         if is_ice40(platform):
             wiring.connect(m, up.o, core.i)
             wiring.connect(m, core.o, down.i)

@@ -21,8 +21,9 @@ def _zlib(words):
 def _run(ops, serial=False, staged=False):
     """Drive ``ops`` = list of (clear, en, data), one per cycle; return ``value`` as seen
     in the cycle after each op. ``serial``: after an ``en``, ``busy`` must be high for
-    exactly 32 cycles (``data`` scrambled meanwhile: it is needed in the ``en`` cycle
-    only), and ``value`` is read once it falls. ``staged``: the staged form."""
+    exactly 32 cycles, 33 staged (``data`` scrambled meanwhile: it is needed in the
+    ``en`` cycle only), and ``value`` is read once it falls. ``staged``: the staged
+    form."""
     dut = Crc32(serial=serial, staged=staged)
     seen = []
 
@@ -39,7 +40,7 @@ def _run(ops, serial=False, staged=False):
                 while ctx.get(dut.busy):
                     busy += 1
                     await ctx.tick()
-                assert busy == 32, busy
+                assert busy == 32 + staged, busy
             assert serial or ctx.get(dut.busy) == 0
             seen.append(ctx.get(dut.value))
 
@@ -47,12 +48,13 @@ def _run(ops, serial=False, staged=False):
     return seen
 
 
-@pytest.mark.parametrize("serial", [False, True], ids=["word", "serial"])
+@pytest.mark.parametrize("serial,staged", [(False, False), (True, False), (True, True)],
+                         ids=["word", "serial", "serial-staged"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_crc_matches_zlib(seed, serial):
+def test_crc_matches_zlib(seed, serial, staged):
     """Random word sequences (0 to 40 words, random data, some extreme words), each
     started with ``clear``; the value after every word equals zlib's CRC of the prefix,
-    word-parallel and bit-serial."""
+    word-parallel and bit-serial (the receive framer's serial form is staged)."""
     rng = random.Random(seed)
     ops, want = [], []
     for _ in range(12):

@@ -228,7 +228,7 @@ def test_tx_framer(seed, gap, stall, serial_crc):
         cur = []
         while len(got) < len(frames):
             if serial_crc and stall and r.random() < stall:
-                # The serial CRC spaces words 34 cycles apart: stall longer than that.
+                # The serial CRC spaces words 35 cycles apart: stall longer than that.
                 ctx.set(dut.o.ready, 0)
                 for _ in range(r.randrange(30, 45)):
                     await ctx.tick()

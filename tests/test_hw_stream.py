@@ -58,14 +58,15 @@ def _beats_of(words, width):
     return out
 
 
+@pytest.mark.parametrize("registered_ready", [False, True], ids=["comb-ready", "registered-ready"])
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("gap,stall", RATES)
-def test_width_up(width, gap, stall):
+def test_width_up(width, gap, stall, registered_ready):
     seed = 100 + width + int(gap * 10)
     rng = random.Random(seed)
     beats = _random_beats(rng, width, 25)
     want = _words_of(beats, width)
-    dut = WidthUp(width=width)
+    dut = WidthUp(width=width, registered_ready=registered_ready)
     got, stats = [], {}
 
     async def source(ctx):
@@ -325,4 +326,34 @@ def test_width_down_registered_ready_ignores_output_ready():
         simulate(dut, [tb], timeout_cycles=50, what="WidthDown registered ready")
         assert seen["last_beat"] == (0x44, 1)
         assert seen["ready_on_last"] == (0 if registered else 1), registered
+        assert seen["ready_after"] == 1
+
+
+def test_width_up_registered_ready_ignores_output_ready():
+    """``registered_ready``: while a whole word waits, ``i.ready`` stays low even in the
+    cycle ``o.ready`` takes it (no combinational path) and rises the cycle after;
+    without it, ``i.ready`` rises with ``o.ready``."""
+    for registered in (True, False):
+        dut = WidthUp(width=8, registered_ready=registered)
+        seen = {}
+
+        async def tb(ctx, dut=dut, seen=seen):
+            ctx.set(dut.o.ready, 0)
+            ctx.set(dut.i.valid, 1)
+            for b in (0x11, 0x22, 0x33, 0x44):
+                ctx.set(dut.i.payload, {"data": b, "last": 0})
+                await ctx.tick()             # beat taken; after the fourth, a word
+            ctx.set(dut.i.payload, {"data": 0x55, "last": 0})
+            seen["word"] = (ctx.get(dut.o.valid), ctx.get(dut.o.payload.data))
+            seen["ready_stalled"] = ctx.get(dut.i.ready)
+            ctx.set(dut.o.ready, 1)          # the word leaves this cycle
+            seen["ready_on_take"] = ctx.get(dut.i.ready)
+            await ctx.tick()
+            ctx.set(dut.o.ready, 0)
+            seen["ready_after"] = ctx.get(dut.i.ready)
+
+        simulate(dut, [tb], timeout_cycles=50, what="WidthUp registered ready")
+        assert seen["word"] == (1, 0x44332211)
+        assert seen["ready_stalled"] == 0
+        assert seen["ready_on_take"] == (0 if registered else 1), registered
         assert seen["ready_after"] == 1
