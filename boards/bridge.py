@@ -87,7 +87,16 @@ class FrameDelimiter(wiring.Component):
         held_data = Signal(8)
         held_last = Signal()
 
-        m.d.comb += [self.i.ready.eq(1), self.in_frame.eq(count != 0)]
+        # On iCE40 ``count != 0`` and ``idle == timeout - 1`` are flip-flops (`nz`,
+        # `idle_end`), exact: set with count and idle (the two compares in front of the
+        # counters' enables were the delimiter's long paths at 50 MHz, docs/boards.md).
+        ice40 = is_ice40(platform)
+        if ice40:
+            nz = Signal()
+            idle_end = Signal(init=int(self._timeout == 1))
+        else:
+            nz, idle_end = count != 0, idle == self._timeout - 1
+        m.d.comb += [self.i.ready.eq(1), self.in_frame.eq(nz)]
 
         # Output: the owed terminator first, then the held byte.
         with m.If(owe):
@@ -120,7 +129,7 @@ class FrameDelimiter(wiring.Component):
         # frame's, and the count passes it only with the last byte, where ~is_last
         # masks the test. (iCE40 compares for equality, in the same cycle: cells.)
         is_last = Signal()
-        if is_ice40(platform):
+        if ice40:
             hit = (count >= 4) & (count == last_m1)
         else:
             hit = Signal()
@@ -134,12 +143,18 @@ class FrameDelimiter(wiring.Component):
             with m.If(count == 3):
                 size = ((Cat(len_lo, self.i.payload) + 2) << 2)[:len(count)]
                 m.d.sync += last_m1.eq(size - 2)
-        with m.Elif(count != 0):
-            with m.If(idle == self._timeout - 1):
+            if ice40:
+                m.d.sync += [nz.eq(~is_last), idle_end.eq(self._timeout == 1)]
+        with m.Elif(nz):
+            with m.If(idle_end):
                 m.d.sync += [owe.eq(1), count.eq(0), idle.eq(0), is_last.eq(0),
                              self.timeouts.eq(self.timeouts + 1)]
+                if ice40:
+                    m.d.sync += [nz.eq(0), idle_end.eq(self._timeout == 1)]
             with m.Else():
                 m.d.sync += idle.eq(idle + 1)
+                if ice40:
+                    m.d.sync += idle_end.eq(idle == self._timeout - 2)
         return m
 
 

@@ -364,13 +364,12 @@ class LayerEngine(wiring.Component):
         # tile but the last has R rows, a multiple of DL, so any earlier group leaves at
         # least one more row behind it. That test is kept as a flip-flop (``few``); an
         # equality of the count with o_n in front of the core's compute FSM was a long
-        # path at 150 MHz (Fmax).
+        # path at 150 MHz (Fmax), and on iCE40 at 50 MHz (docs/boards.md).
         out_left = Signal(range(cfg.max_m + 1))     # results still to come
         left_nxt = Signal.like(out_left)
         few = Signal()                               # out_left <= DL
         running = Signal()
-        # (iCE40: the compare, which takes fewer logic cells)
-        last_out = self.o_valid & ((out_left == self.o_n) if ice40 else few)
+        last_out = self.o_valid & few
         m.d.comb += left_nxt.eq(out_left - self.o_n)
         with m.If(self.start):
             m.d.sync += [out_left.eq(self.m_run), few.eq(self.m_run <= DL), running.eq(1)]

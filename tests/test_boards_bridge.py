@@ -4,7 +4,8 @@ boards/bridge.py and boards/pll.py."""
 import random
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Elaboratable
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from anyprec.boards.bridge import FrameDelimiter, AnyprecUartTop
@@ -89,7 +90,25 @@ def _frame_bytes(length, fill=0x11):
     return list(header) + [fill] * (4 * length) + [0xC0, 0xC1, 0xC2, 0xC3]
 
 
-def _delim_sim(events, timeout=50, ready_fn=None, gap=3):
+class _Ice40:
+    family = "ice40"
+
+
+class _InIce40Form(Elaboratable):
+    """``dut`` elaborated for an iCE40 platform (hw/lane.py ``is_ice40``)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        return Fragment.get(self.dut, _Ice40())
+
+
+#: The delimiter's two forms: generic (ECP5 and others) and iCE40 (flags as flip-flops).
+FORMS = pytest.mark.parametrize("ice40", [False, True], ids=["generic", "ice40"])
+
+
+def _delim_sim(events, timeout=50, ready_fn=None, gap=3, ice40=False):
     """Feed FrameDelimiter: events are bytes, ('idle', n) or ('stall', n)."""
     dut = FrameDelimiter(timeout=timeout)
     out = []
@@ -119,7 +138,7 @@ def _delim_sim(events, timeout=50, ready_fn=None, gap=3):
             if v and r:
                 out.append((d, l))
 
-    sim = Simulator(dut)
+    sim = Simulator(_InIce40Form(dut) if ice40 else dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.add_process(proc)
@@ -127,24 +146,28 @@ def _delim_sim(events, timeout=50, ready_fn=None, gap=3):
     return dut, out
 
 
+@FORMS
 @pytest.mark.parametrize("gap", [2, 3])
 @pytest.mark.parametrize("length", [0, 1, 3])
-def test_delimiter_marks_last_byte_from_length(length, gap):
+def test_delimiter_marks_last_byte_from_length(length, gap, ice40):
     """gap 2: bytes 3 cycles apart, the closest the contract allows (the last-byte
     test is a flip-flop a cycle behind the count)."""
     frames = _frame_bytes(length) + _frame_bytes(length + 1, fill=0x22)
-    _, out = _delim_sim(frames, gap=gap)
+    _, out = _delim_sim(frames, gap=gap, ice40=ice40)
     assert [d for d, _ in out] == frames
     lasts = [i for i, (_, l) in enumerate(out) if l]
     n1 = 4 * (length + 2)
     assert lasts == [n1 - 1, n1 + 4 * (length + 3) - 1]
 
 
-def test_delimiter_timeout_ends_partial_frame_with_zero_byte():
+@FORMS
+@pytest.mark.parametrize("timeout", [4, 50])
+def test_delimiter_timeout_ends_partial_frame_with_zero_byte(timeout, ice40):
+    """timeout 4: one cycle more than the 3 idle cycles between two bytes."""
     frame = _frame_bytes(2)
     # The last 5 bytes are lost; the line goes idle for longer than the timeout.
     events = frame[:-5] + [("idle", 120)] + _frame_bytes(0)
-    _, out = _delim_sim(events, timeout=50)
+    _, out = _delim_sim(events, timeout=timeout, ice40=ice40)
     n = len(frame) - 5
     assert out[:n] == [(b, 0) for b in frame[:n]]
     assert out[n] == (0, 1), "timeout must end the frame with a zero byte carrying tlast"
@@ -154,18 +177,20 @@ def test_delimiter_timeout_ends_partial_frame_with_zero_byte():
     assert [l for _, l in rest] == [0] * 7 + [1]
 
 
-def test_delimiter_no_timeout_between_frames():
+@FORMS
+def test_delimiter_no_timeout_between_frames(ice40):
     """An idle line between complete frames produces nothing."""
     events = _frame_bytes(0) + [("idle", 200)] + _frame_bytes(0)
-    dut, out = _delim_sim(events, timeout=50)
+    dut, out = _delim_sim(events, timeout=50, ice40=ice40)
     assert len(out) == 16 and sum(l for _, l in out) == 2
 
 
-def test_delimiter_dropped_last_byte_is_still_terminated():
+@FORMS
+def test_delimiter_dropped_last_byte_is_still_terminated(ice40):
     """A full FIFO loses bytes; a lost tlast is replaced as soon as there is room."""
     frame = _frame_bytes(1)
     events = frame[:-1] + [("stall", 1), frame[-1], ("stall", 0)]
-    _, out = _delim_sim(events)
+    _, out = _delim_sim(events, ice40=ice40)
     assert [d for d, _ in out[:-1]] == frame[:-1]
     assert out[-1] == (0, 1)
 
