@@ -101,8 +101,9 @@ class RxFramer(wiring.Component):
             m.d.sync += [rdy_pay.eq(0), rdy_any.eq(0)]
 
         def ready(value, pay=False):
+            # (``pay``: PAY's ready, which the controller's ``hold`` also gates)
             if not serial:
-                m.d.comb += self.i.ready.eq(value)
+                m.d.comb += self.i.ready.eq(~self.hold & value if pay else value)
                 return
             m.d.comb += self.i.ready.eq(rdy_pay & ~self.hold if pay else rdy_any)
             m.d.sync += (rdy_pay if pay else rdy_any).eq(value & ~take)
@@ -147,10 +148,7 @@ class RxFramer(wiring.Component):
                         m.next = "CRCW"
             with m.State("PAY"):
                 m.d.comb += [absorb.eq(take), self.pay.eq(take)]
-                if serial:
-                    ready(~crc.busy, pay=True)
-                else:
-                    ready(~self.hold & ~crc.busy)
+                ready(~crc.busy, pay=True)
                 if serial:
                     m.d.comb += at_last.eq(self.idx == self.length)
                 with m.If(take):
@@ -255,13 +253,13 @@ class TxFramer(wiring.Component):
             # ... and only into an empty output register: the output's ready (the UART
             # transmitter's, through the narrowing adapter) then does not reach ``i.ready``
             # and the result FIFO behind it, the UP5K boards' longest chain. At most one
-            # cycle more per word (after a stalled output), of the 34 the CRC takes.
+            # cycle more per word (after a stalled output), of the 35 a word takes.
             m.d.comb += free.eq(~self.o.valid & ~pending & ~crc.busy)
+            rdy = Signal()          # i.ready, registered (state PAY, below)
+            m.d.sync += rdy.eq(0)
         else:
             m.d.comb += free.eq(~self.o.valid | self.o.ready)
         m.d.sync += pending.eq(0)
-        rdy = Signal()              # serial CRC: i.ready, registered (state PAY)
-        m.d.sync += rdy.eq(0)
         # The data in every cycle, only the enable from `pending` (gating the data with
         # it put `pending` in front of the CRC's XOR trees: Fmax).
         m.d.comb += [crc.en.eq(pending), crc.data.eq(self.o.payload.data)]

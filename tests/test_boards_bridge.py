@@ -13,6 +13,7 @@ from anyprec.boards.pll import ice40_pll, ecp5_pll, PllError
 from anyprec.boards.uart import UartRx, UartTx, uart_divisor
 from anyprec.golden.errors import ConfigError
 from anyprec.hw.config import AnyprecConfig
+from anyprec.hw.top import target_platform
 
 
 @pytest.mark.parametrize("divisor", [4, 7, 16])
@@ -90,18 +91,14 @@ def _frame_bytes(length, fill=0x11):
     return list(header) + [fill] * (4 * length) + [0xC0, 0xC1, 0xC2, 0xC3]
 
 
-class _Ice40:
-    family = "ice40"
-
-
 class _InIce40Form(Elaboratable):
-    """``dut`` elaborated for an iCE40 platform (hw/lane.py ``is_ice40``)."""
+    """``dut`` elaborated for the iCE40 platform stand-in (hw/top.py ``target_platform``)."""
 
     def __init__(self, dut):
         self.dut = dut
 
     def elaborate(self, platform):
-        return Fragment.get(self.dut, _Ice40())
+        return Fragment.get(self.dut, target_platform("ice40"))
 
 
 #: The delimiter's two forms: generic (ECP5 and others) and iCE40 (flags as flip-flops).
