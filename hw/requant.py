@@ -99,7 +99,7 @@ class _Mac16(Elaboratable):
 
 class Requant(wiring.Component):
     """Nine-stage requantiser (input register, scale, multiply, offset, high partial product,
-    two shift steps, round and the clamp's compares, select), or six stages when
+    two shift steps, round and the clamp's compares, select), or seven stages when
     ``compact``.
 
     Parameters
@@ -109,8 +109,8 @@ class Requant(wiring.Component):
     d_bits, v_bits, round_bits : int
         Widths from ``golden.arith.widths``.
     compact : bool
-        Six stages (scale, 16 x 16 partial products with the offset, their sum, shift,
-        round, saturate) instead of nine: fewer flip-flops, for small slow devices (the
+        Seven stages (scale, 16 x 16 partial products with the offset, their sum, two
+        shift steps, round, saturate) instead of nine: fewer flip-flops, for small slow devices (the
         iCE40 boards), at a lower Fmax. On an iCE40 platform the scale and partial-product
         stages are SB_MAC16 registers (``_Mac16``).
 
@@ -130,7 +130,7 @@ class Requant(wiring.Component):
     """
 
     FULL_LATENCY = 9
-    COMPACT_LATENCY = 6
+    COMPACT_LATENCY = 7
 
     def __init__(self, *, abits, d_bits, v_bits, round_bits, compact=False):
         self._abits, self._d_bits = abits, d_bits
@@ -286,7 +286,7 @@ class Requant(wiring.Component):
         return m
 
     def _compact_stages(self, m, s_eff, hi, lo, ice40):
-        # The same arithmetic as the nine stages in six. The first stage scales by
+        # The same arithmetic as the nine stages in seven. The first stage scales by
         # A - a_in from ``a_in`` itself, not from the registered ``ash``: a row may come
         # in the very cycle its layer's parameters do, as it may in the nine stages.
         A = self._abits
@@ -331,17 +331,24 @@ class Requant(wiring.Component):
         for i, p in enumerate(prods[1:], start=1):
             total = total + (p << (16 * i))
         m.d.sync += [v.eq(total), v2.eq(v1)]
-        # Stage 3: floor(2V / 2^S), one barrel shifter (see the nine-stage form).
+        # Stages 3 and 4: floor(2V / 2^S) in two steps, multiples of 8 and then 0 to 7,
+        # as in the nine-stage form. One barrel shifter of six 2:1 levels was the
+        # deepest logic in the design, and yosys' abc9 maps every other path to the
+        # depth of the deepest one (it recovers area up to that delay): with the
+        # shifter in one cycle, 9-input enables came out six LUTs deep (docs/boards.md).
+        coarse = Signal(signed(self._round_bits))
+        v3a = Signal()
+        m.d.sync += [coarse.eq((v << 1) >> Cat(Const(0, 3), s_eff[3:])), v3a.eq(v2)]
         t = Signal(signed(self._round_bits))
         v3 = Signal()
-        m.d.sync += [t.eq((v << 1) >> s_eff), v3.eq(v2)]
-        # Stage 4: round, r = (t + 1) >> 1. Stage 5: saturate. (The increment's carry
+        m.d.sync += [t.eq(coarse >> s_eff[:3]), v3.eq(v3a)]
+        # Stage 5: round, r = (t + 1) >> 1. Stage 6: saturate. (The increment's carry
         # chain and the clamp's compares behind it in one cycle were the iCEBreaker's
         # critical path, 36.7 ns; r's flip-flops share the logic cells of the sum.)
         r = Signal(signed(self._round_bits - 1))
         v4 = Signal()
         m.d.sync += [r.eq((t + 1) >> 1), v4.eq(v3)]
-        # Stage 5 without compares: hi is 2^j - 1 (j = a_out, or 31 for the last layer)
+        # Stage 6 without compares: hi is 2^j - 1 (j = a_out, or 31 for the last layer)
         # and lo is 0 or -2^31, so r > hi exactly when r is not negative and has a bit
         # set above the j ones of hi, and r < lo exactly when r is negative and, for the
         # last layer, its bits from 31 up are not all ones. An OR tree instead of two

@@ -83,7 +83,7 @@ def test_network_drain_lanes():
 
 
 def test_network_ice40_target_both_sims():
-    # What an iCEBreaker build carries (hw.top target "ice40": the six-stage requantiser,
+    # What an iCEBreaker build carries (hw.top target "ice40": the seven-stage requantiser,
     # bit-serial CRCs, no register slices, single-bank memories), bit-exact too: the board's
     # exact configuration (one layer slot) with the shipped one-layer classifier. Hidden
     # layers in this form (the requantiser's activation path) run through the UART pins

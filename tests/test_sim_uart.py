@@ -37,7 +37,7 @@ def test_uart_digits_icarus():
 
 @pytest.mark.slow
 def test_uart_digits_ice40_target():
-    """The iCEBreaker's design as its build makes it (target ice40: six-stage requantiser,
+    """The iCEBreaker's design as its build makes it (target ice40: seven-stage requantiser,
     bit-serial CRCs, no register slices) at its 1x4 array, with three layer slots for the
     digits model (the board itself has one): two precisions, one image each, Verilator.
     In make test-all (suite time); make test runs the iCE40 form's pieces in unit tests,

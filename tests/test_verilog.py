@@ -201,14 +201,16 @@ def test_ecp5_target_uses_carry_cells():
 
 
 def test_ice40_target_is_the_compact_form(tmp_path):
-    """--target ice40: no register slices around the core and the six-stage requantiser
-    (its nine-stage form's coarse shift register is absent), its multiplies as SB_MAC16
+    """--target ice40: no register slices around the core and the seven-stage requantiser
+    (the nine-stage form's clamp bound on t, ``hi2``, and its third shift-stage valid,
+    ``v3b``, are absent; both forms shift in two steps), its multiplies as SB_MAC16
     cells with every register on (two per requantiser: ds is 16 bits or more); no other
     cells; with the SB_MAC16 model beside it, lint-clean with the documented waivers."""
     cfg = CONFIGS["serial-r3c5n4a3-w8"]
     generic, ice40 = generate_verilog(cfg), generate_verilog(cfg, target="ice40")
-    for name in ("skid_in", "skid_out", "coarse"):
+    for name in ("skid_in", "skid_out", "hi2", "v3b"):
         assert name in generic and name not in ice40, name
+    assert "coarse" in generic and "coarse" in ice40
     assert ice40.count("SB_MAC16 #(") == 2 and "SB_MAC16" not in generic
     for reg in ("A_REG", "B_REG", "C_REG", "D_REG"):
         assert ice40.count(f".{reg}(1'h1)") == 2, reg
