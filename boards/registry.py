@@ -198,7 +198,7 @@ BOARDS = {b.name: b for b in (
         uart_rx="6", uart_tx="9",
         leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
         extra_resources="break_off_pmod",
-        notes="One layer slot: a 1x4 array in iCE40 form (six-stage requantiser, "
+        notes="One layer slot: a 1x4 array in iCE40 form (seven-stage requantiser, "
               "bit-serial CRCs, no register slices) takes 4,870 of the 5,280 logic cells "
               "and meets 24 MHz; three slots (the digits MLP) need 5,633 (106%, "
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "

@@ -47,7 +47,7 @@ def is_ecp5(platform):
 def is_ice40(platform):
     """True when ``platform`` is an iCE40 (``family``, or a ``device`` name starting with
     iCE40): small and slow devices, for which the gateware trades Fmax for logic cells
-    (one memory bank, a six-stage requantiser on SB_MAC16 cells, no register slices)."""
+    (one memory bank, a seven-stage requantiser on SB_MAC16 cells, no register slices)."""
     return (getattr(platform, "family", None) == "ice40"
             or str(getattr(platform, "device", "")).upper().startswith("ICE40"))
 

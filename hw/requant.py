@@ -110,9 +110,9 @@ class Requant(wiring.Component):
         Widths from ``golden.arith.widths``.
     compact : bool
         Seven stages (scale, 16 x 16 partial products with the offset, their sum, two
-        shift steps, round, saturate) instead of nine: fewer flip-flops, for small slow devices (the
-        iCE40 boards), at a lower Fmax. On an iCE40 platform the scale and partial-product
-        stages are SB_MAC16 registers (``_Mac16``).
+        shift steps, round, saturate) instead of nine: fewer flip-flops, for small slow
+        devices (the iCE40 boards), at a lower Fmax. On an iCE40 platform the scale and
+        partial-product stages are SB_MAC16 registers (``_Mac16``).
 
     Members
     -------
@@ -353,12 +353,16 @@ class Requant(wiring.Component):
         # set above the j ones of hi, and r < lo exactly when r is negative and, for the
         # last layer, its bits from 31 up are not all ones. An OR tree instead of two
         # carry chains of r's width (the UP5K boards' critical path, 31.4 ns).
+        # hi's bits from A up are all `final` below bit 31 and 0 from it (a_out <= A),
+        # so the OR is spelt in three groups, with one flag for the middle one: a mask
+        # bit per r bit made the tree, the select behind it, five LUTs deep.
         neg = r[-1]
+        fin = lo[-1]                            # the last layer (lo = -2^31)
         w = len(r) - 1
-        k = min(w, len(hi))
-        above = Cat(r[:k] & ~hi[:k], r[k:w]).any()
+        a = min(A, 31)
+        above = ((r[:a] & ~hi[:a]).any() | (~fin & r[a:31].any()) | r[31:w].any())
         gt = ~neg & above
-        lt = neg & (~lo[-1] | ~r[31:].all())      # lo[-1]: the last layer's lo, -2^31
+        lt = neg & (~fin | ~r[31:].all())
         m.d.sync += [
             self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
             self.o_valid.eq(v4),

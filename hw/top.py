@@ -95,7 +95,7 @@ class AnyprecTop(wiring.Component):
 #: carry cells with the AND gates folded into their LUTs (hw/lane.py ``and_add_pair``, as
 #: ``anyprec build`` does for ECP5 boards), which only ECP5 tools and cell models know;
 #: ``ice40`` is what ``anyprec build`` makes for iCE40 boards (hw/lane.py ``is_ice40``:
-#: one memory bank, the six-stage requantiser, no register slices), with its multiplies in
+#: one memory bank, the seven-stage requantiser, no register slices), with its multiplies in
 #: SB_MAC16 cells (simulated with yosys' model, :func:`cell_models`).
 _TARGET_DEVICES = {"ecp5": "LFE5U", "ice40": "iCE40UP5K"}
 

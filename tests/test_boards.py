@@ -552,14 +552,13 @@ def test_seed_sweep_bitstream_is_the_kept_seeds(tmp_path):
 
 
 def test_icebreaker_build(tmp_path):
-    """The one full build in ``make test`` (about 2 minutes): the iCEBreaker's default
-    build, placed and routed with seeds 1 and 2, fits the UP5K, meets its clock and writes
-    a bitstream; it keeps the seed with the higher Fmax."""
-    from anyprec.boards.build import build
-    r = build("icebreaker", seeds=(1, 2), outdir=tmp_path / "icebreaker")
-    assert [t["seed"] for t in r["seeds"]] == [1, 2]
-    kept = max(r["seeds"], key=lambda t: t["fmax_mhz"])
-    assert r["seed"] == kept["seed"] and r["fmax_mhz"] == kept["fmax_mhz"]
+    """The one full build in ``make test`` (about a minute and a half): the iCEBreaker's
+    default build (seed 1) fits the UP5K, meets its clock and writes a bitstream. (One
+    seed: the margin is wide, and a second placement cost a minute of the suite's
+    15-minute budget. The seed sweep's choice is tested on a stub above and, placed,
+    in ``make test-all``.)"""
+    r = _build(tmp_path, "icebreaker", 1, "icebreaker")
+    assert r["seed"] == 1
     assert r["luts"] <= r["luts_total"] == 5280, r["luts"]
     assert r["timing_met"], f"Fmax {r['fmax_mhz']} MHz < {r['target_mhz']} MHz"
     assert r["config"]["layers"] == 1

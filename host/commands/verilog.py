@@ -34,7 +34,7 @@ def register(sub):
                         "cells with the AND gates in their LUTs (about 40%% fewer array "
                         "LUTs; for an ECP5 yosys/nextpnr flow; simulating it needs the cell "
                         "models, hw.top.cell_models); ice40: fewer logic cells at a lower "
-                        "Fmax (six-stage requantiser with its multiplies in SB_MAC16 "
+                        "Fmax (seven-stage requantiser with its multiplies in SB_MAC16 "
                         "cells, no register slices; simulating it needs yosys' SB_MAC16 "
                         "model, hw.top.cell_models)")
     p.add_argument("--lint", action="store_true",
