@@ -624,9 +624,6 @@ class AnyprecCore(wiring.Component):
         # "The next payload word is word 1" (the framer's idx == 1) as a flip-flop, set by
         # the header and cleared by the first payload word: the framer's take and a
         # 16-bit compare of idx in front of the hold register was a long path (Fmax).
-        # On iCE40 likewise idx == 2 and idx == 3 (``at2``, ``at3``: the header, then one
-        # or two payload words): the 16-bit compares made the take's decode five LUTs
-        # deep there.
         at1 = Signal()
         with m.If(rxf.hdr):
             m.d.sync += at1.eq(1)
@@ -634,15 +631,8 @@ class AnyprecCore(wiring.Component):
             m.d.sync += at1.eq(0)
         pay1 = rxf.pay & at1                # payload word 1 is on `word`
         pay_n = rxf.pay & ~at1              # a later one (idx >= 2)
-        is2, is3 = rxf.idx == 2, rxf.idx == 3
-        if ice40:
-            is2, is3 = Signal(name="at2"), Signal(name="at3")
-            with m.If(rxf.hdr):
-                m.d.sync += [is2.eq(0), is3.eq(0)]
-            with m.Elif(rxf.pay):
-                m.d.sync += [is2.eq(at1), is3.eq(is2)]
         m.d.sync += [first.eq(pay1), second.eq(first),
-                     pay2.eq(rxf.pay & is2), pay3.eq(rxf.pay & is3)]
+                     pay2.eq(rxf.pay & (rxf.idx == 2)), pay3.eq(rxf.pay & (rxf.idx == 3))]
         with m.If(pay1):
             m.d.sync += lsel.eq(Mux(word[0:8] < L, word[0:8], 0))
         # They read 0 in a frame without them: cleared the cycle after the header (at
@@ -742,9 +732,8 @@ class AnyprecCore(wiring.Component):
 
         # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
         # in every cycle, outside the decision.
-        # (Stage 3 is a cycle of its own in both forms: on iCE40 it shared stage 2's
-        # cycle until the thirteenth session, docs/boards.md.)
-        m.d.sync += v_arg.eq(Mux(op_in, 0, l1))
+        # (On iCE40 stage 3 is the same cycle as stage 2: `late`.)
+        late += v_arg.eq(Mux(op_in, 0, l1))
 
         # Per opcode, the first failing check's code (priority chains of stage-1 flags,
         # independent of the opcode), then OR-ed under one-hot opcode flags: a switch
@@ -771,13 +760,12 @@ class AnyprecCore(wiring.Component):
         code = Const(0, 8)
         for is_op, (c, _), _ in chains:
             code = code | Mux(is_op, c, 0)
-        m.d.sync += v_code.eq(code)         # in every cycle; used with v_fail only
+        late += v_code.eq(code)             # in every cycle; used with v_fail only
         go = second & ~err_set
-        m.d.sync += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains])
-                              .any())
+        late += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
         for is_op, (_, bad), v in chains:
-            m.d.sync += v.eq(go & is_op & ~bad)
-        # (v_* are one-cycle pulses, the cycle after `second`)
+            late += v.eq(go & is_op & ~bad)
+        # (v_* are one-cycle pulses, the cycle after `second`; on iCE40 with it)
         with m.If(v_fail):
             fail(v_code, v_arg)
         with m.If(v_pl):
@@ -1167,17 +1155,17 @@ class AnyprecCore(wiring.Component):
         new_k = w2[16:32]
         e_layer = lsel              # word 1's layer (0 when out of range), registered
         # The addressed layer's sizes and plane count for PRE's compares, a cycle late
-        # (exact: lsel and the descriptors settle many cycles before PRE): the
-        # descriptor multiplexer in front of a 16-bit compare was a long path at 150 MHz
-        # and, with SET_RUN's size checks, on the iCEBreaker at 50 (Fmax).
+        # off iCE40 (exact there: lsel and the descriptors settle many cycles before
+        # PRE): the descriptor multiplexer in front of a 16-bit compare was a long path
+        # at 150 MHz (Fmax).
         e_ms, e_ks, e_planes = (Signal.like(f[0], name=f"e_{n}") for f, n in
                                 ((f_ms, "ms"), (f_ks, "ks"), (f_planes, "planes")))
-        m.d.sync += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
-                     e_planes.eq(f_planes[e_layer])]
+        late += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
+                 e_planes.eq(f_planes[e_layer])]
         # SET_RUN's size checks likewise (w2 settles at least three cycles before PRE).
         sr_m_bad, sr_k_bad = Signal(), Signal()
-        m.d.sync += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
-                     sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
+        late += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
+                 sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
         # T and J of a SET_LAYER or SET_RUN that passes its size checks fit these (a
         # larger M or K is refused before they are used).
         t_new = Signal(range(cfg.tiles_max + 1))

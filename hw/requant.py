@@ -353,16 +353,12 @@ class Requant(wiring.Component):
         # set above the j ones of hi, and r < lo exactly when r is negative and, for the
         # last layer, its bits from 31 up are not all ones. An OR tree instead of two
         # carry chains of r's width (the UP5K boards' critical path, 31.4 ns).
-        # hi's bits from A up are all `final` below bit 31 and 0 from it (a_out <= A),
-        # so the OR is spelt in three groups, with one flag for the middle one: a mask
-        # bit per r bit made the tree, the select behind it, five LUTs deep.
         neg = r[-1]
-        fin = lo[-1]                            # the last layer (lo = -2^31)
         w = len(r) - 1
-        a = min(A, 31)
-        above = ((r[:a] & ~hi[:a]).any() | (~fin & r[a:31].any()) | r[31:w].any())
+        k = min(w, len(hi))
+        above = Cat(r[:k] & ~hi[:k], r[k:w]).any()
         gt = ~neg & above
-        lt = neg & (~fin | ~r[31:].all())
+        lt = neg & (~lo[-1] | ~r[31:].all())      # lo[-1]: the last layer's lo, -2^31
         m.d.sync += [
             self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
             self.o_valid.eq(v4),
