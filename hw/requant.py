@@ -262,12 +262,7 @@ class Requant(wiring.Component):
         # floor(2V / 2^S) in {-1, 0} and so y = 0: S is capped there (``s_eff``).
         # The shift in two steps (multiples of 8, then 0..7): one barrel shifter of
         # round_bits x 6 levels was too deep for one cycle.
-        coarse = Signal(signed(self._round_bits))
-        v3a = Signal()
-        m.d.sync += [coarse.eq((v << 1) >> Cat(Const(0, 3), s_eff[3:])), v3a.eq(v2)]
-        t = Signal(signed(self._round_bits))
-        v3b = Signal()
-        m.d.sync += [t.eq(coarse >> s_eff[:3]), v3b.eq(v3a)]
+        t, v3b = self._shift_2v(m, v, v2, s_eff, "v3b")
         # Stage 7: round (t1 = t + 1, r = t1 >> 1) and, beside it, the clamp's two
         # compares on t itself: floor((t + 1) / 2) > hi exactly when t >= 2 hi + 1, and
         # < lo exactly when t < 2 lo - 1. (Compares and select behind the rounding in one
@@ -284,6 +279,17 @@ class Requant(wiring.Component):
             self.o_valid.eq(v3),
         ]
         return m
+
+    def _shift_2v(self, m, v, valid, s_eff, valid_name):
+        """floor(2v / 2^s_eff) in two register stages, by the multiple of 8 and then by
+        0 to 7 (both forms); returns it and ``valid`` delayed alike (``valid_name``)."""
+        coarse = Signal(signed(self._round_bits))
+        v3a = Signal()
+        m.d.sync += [coarse.eq((v << 1) >> Cat(Const(0, 3), s_eff[3:])), v3a.eq(valid)]
+        t = Signal(signed(self._round_bits))
+        v_out = Signal(name=valid_name)
+        m.d.sync += [t.eq(coarse >> s_eff[:3]), v_out.eq(v3a)]
+        return t, v_out
 
     def _compact_stages(self, m, s_eff, hi, lo, ice40):
         # The same arithmetic as the nine stages in seven. The first stage scales by
@@ -331,17 +337,12 @@ class Requant(wiring.Component):
         for i, p in enumerate(prods[1:], start=1):
             total = total + (p << (16 * i))
         m.d.sync += [v.eq(total), v2.eq(v1)]
-        # Stages 3 and 4: floor(2V / 2^S) in two steps, multiples of 8 and then 0 to 7,
-        # as in the nine-stage form. One barrel shifter of six 2:1 levels was the
-        # deepest logic in the design, and yosys' abc9 maps every other path to the
-        # depth of the deepest one (it recovers area up to that delay): with the
-        # shifter in one cycle, 9-input enables came out six LUTs deep (docs/boards.md).
-        coarse = Signal(signed(self._round_bits))
-        v3a = Signal()
-        m.d.sync += [coarse.eq((v << 1) >> Cat(Const(0, 3), s_eff[3:])), v3a.eq(v2)]
-        t = Signal(signed(self._round_bits))
-        v3 = Signal()
-        m.d.sync += [t.eq(coarse >> s_eff[:3]), v3.eq(v3a)]
+        # Stages 3 and 4: floor(2V / 2^S) in two steps, as in the nine-stage form. One
+        # barrel shifter of six 2:1 levels was the deepest logic in the design, and
+        # yosys' abc9 maps every other path to the depth of the deepest one (it recovers
+        # area up to that delay): with the shifter in one cycle, 9-input enables came
+        # out six LUTs deep (docs/boards.md).
+        t, v3 = self._shift_2v(m, v, v2, s_eff, "v3")
         # Stage 5: round, r = (t + 1) >> 1. Stage 6: saturate. (The increment's carry
         # chain and the clamp's compares behind it in one cycle were the iCEBreaker's
         # critical path, 36.7 ns; r's flip-flops share the logic cells of the sum.)
