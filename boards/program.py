@@ -71,13 +71,17 @@ _REPORT_FIELDS = {"board": str, "bitstream_sha256": str, "config": dict,
                   "clock_mhz": (int, float), "baud": int, "seed": int, "timing_met": bool}
 
 
+#: No bitstream of these families is larger (an LFE5U-85F's is about 2.3 MB uncompressed).
+_MAX_BITSTREAM = 64 << 20
+
+
 def _build_report(report_file):
     """The build report next to a bitstream, or None when it is missing, unreadable or
     malformed (a field of the wrong type): not ours to judge, and the bitstream itself is
     checked anyway. None of its fields is trusted unless all of them are well-typed."""
     try:
         built = json.loads(report_file.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):   # (JSON nested beyond the parser)
         return None
     if not isinstance(built, dict):
         return None
@@ -111,16 +115,28 @@ def program(board, *, bitstream=None, outdir=None, flash=False, dry_run=False):
                f"run 'anyprec build --board {board.name}"
                + (f" -o {outdir}'" if outdir else "'") + " first")
         raise ProgramError(f"no bitstream at {path}: {how}")
-    data = path.read_bytes()
-    if not data:
+    kind = {"ice40": "an iCE40", "ecp5": "an ECP5"}[board.family]
+    try:
+        size = path.stat().st_size
+        if size > _MAX_BITSTREAM:
+            # (read only to be hashed: a wrong file of gigabytes would take minutes)
+            raise ProgramError(f"{path} is not {kind} bitstream ({size:,} bytes; the "
+                               f"largest is a few MB)")
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            digest = hashlib.sha256(head)
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise ProgramError(f"cannot read {path}: {e.strerror or e}") from None
+    if not head:
         raise ProgramError(f"{path} is empty: rebuild it")
     sync = _SYNC[board.family]
-    if sync not in data[:4096]:
+    if sync not in head:
         # (a renamed text file or a truncated download would go to the flash as it is)
-        kind = {"ice40": "an iCE40", "ecp5": "an ECP5"}[board.family]
         raise ProgramError(f"{path} is not {kind} bitstream (no "
                            f"configuration sync word {sync.hex()} near its start)")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = digest.hexdigest()
     built = _build_report(path.parent / f"{path.stem}.anyprec.json")
     if built is not None:
         if built.get("board") not in (None, board.name):

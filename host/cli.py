@@ -106,7 +106,8 @@ def main(argv=None):
         return 2
     try:
         code = args.func(args) or 0
-        sys.stdout.flush()      # (a full output device fails here, inside the handlers)
+        if sys.stdout is not None:  # (None when started with stdout closed: `>&-`)
+            sys.stdout.flush()  # (a full output device fails here, inside the handlers)
         return code
     except AnyprecError as e:
         print(f"anyprec: error: {e}", file=sys.stderr)

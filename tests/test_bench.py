@@ -311,6 +311,22 @@ MALFORMED = [
 ]
 
 
+def test_bench_from_json_deeply_nested_file_is_one_line(tmp_path, capsys):
+    """JSON nested deeper than the parser goes raises RecursionError, not ValueError: still
+    one line (it was a traceback), for --from-json and --include alike."""
+    from anyprec.host.cli import main
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100000 + "]" * 100000)
+    for args in (["--from-json", str(f)],
+                 ["--points", "serial:ulx3s-85f:4x4", "--include", str(f), "--workers", "0"]):
+        code = main(["bench", *args])
+        _, err = capsys.readouterr()
+        assert code == 2 and "Traceback" not in err, err
+        assert err.count("\n") == 1 and err.startswith(
+            f"anyprec: error: {f} is not an 'anyprec bench --json' report (maximum "
+            "recursion depth exceeded"), err
+
+
 @pytest.mark.parametrize("change, message", [m[1:] for m in MALFORMED],
                          ids=[m[0] for m in MALFORMED])
 def test_bench_from_json_malformed_report_is_one_line_and_leaves_the_docs(

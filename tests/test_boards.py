@@ -273,6 +273,11 @@ def test_parse_seeds():
     assert parse_seeds("1-4") == [1, 2, 3, 4]
     assert parse_seeds("7, 3,5-6,3") == [7, 3, 5, 6]
     assert parse_seeds("0") == [0]
+    from anyprec.golden.errors import ConfigError
+    # (an open range was taken for its first seed; '-5' is not a seed; non-ASCII digits)
+    for bad in ("1-", "-5", "4-1", "1-100", "a", "1,,2", "\u0663"):
+        with pytest.raises(ConfigError, match="--seeds must look like"):
+            parse_seeds(bad)
 
 
 def test_cli_boards_json(capsys):

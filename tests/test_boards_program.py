@@ -114,6 +114,7 @@ def test_programmer_failure_is_one_line(tmp_path, monkeypatch, capsys):
     ("vendor", "closed vendor tools"),
     ("both", "give --bitstream or --outdir, not both"),
     ("not-a-bitstream", "is not an iCE40 bitstream \\(no configuration sync word 7eaa997e"),
+    ("huge", "is not an iCE40 bitstream \\(68,157,440 bytes; the largest is a few MB\\)"),
 ])
 def test_errors(tmp_path, monkeypatch, capsys, case, message):
     monkeypatch.setenv("ICEPROG", str(tmp_path / "nowhere" / "iceprog"))
@@ -139,6 +140,11 @@ def test_errors(tmp_path, monkeypatch, capsys, case, message):
         _fake_build(d, "icebreaker", data=b"hello\n" + bytes.fromhex("ffffbdb3"))
     elif case == "both":
         args += ["--bitstream", str(tmp_path / "x.bin")]
+    elif case == "huge":
+        # (a sparse file: it used to be read whole, into memory, only to be hashed)
+        path = _fake_build(d, "icebreaker")
+        with open(path, "r+b") as f:
+            f.truncate(65 << 20)
     code, out, err = _cli(capsys, *args)
     assert code == 2, (out, err)
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -153,6 +159,15 @@ def test_unreadable_report_does_not_block(tmp_path, monkeypatch):
     assert program("icebreaker", outdir=tmp_path, dry_run=True)["built"] is None
     with pytest.raises(ProgramError, match="no bitstream"):
         program("icebreaker", outdir=tmp_path / "elsewhere", dry_run=True)
+
+
+def test_deeply_nested_report_does_not_block(tmp_path):
+    """A report nested deeper than the JSON parser goes (RecursionError, not ValueError)
+    is ignored like any other unreadable one."""
+    path = _fake_build(tmp_path, "icebreaker", report=False)
+    (tmp_path / f"{path.stem}.anyprec.json").write_text("[" * 100000 + "]" * 100000)
+    rep = program("icebreaker", outdir=tmp_path, dry_run=True)
+    assert rep["built"] is None and rep["bitstream_sha256"] == hashlib.sha256(BITS).hexdigest()
 
 
 @pytest.mark.parametrize("field, value", [

@@ -83,6 +83,16 @@ def files(tmp_path_factory):
     bad += b" " * (63 - len(bad) % 64) + b"\n"
     (d / "badhdr.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(bad).to_bytes(2, "little")
                                    + bad + bytes(2))
+    # Headers that broke the parse with other exceptions than ValueError: an unclosed
+    # bracket (tokenize's TokenError), and dimensions np.load cannot represent
+    # (OverflowError) or that are negative.
+    for name, hdr in [("openhdr", b"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), "),
+                      ("bigdim", b"{'descr': '|u1', 'fortran_order': False, "
+                                 b"'shape': (0, 99999999999999999999), }"),
+                      ("negdim", b"{'descr': '|u1', 'fortran_order': False, 'shape': (-1, 2), }")]:
+        hdr += b" " * (63 - len(hdr) % 64) + b"\n"
+        (d / f"{name}.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little")
+                                        + hdr + bytes(4))
     # A valid model that does not classify the digits (5 outputs, not 10).
     export.save_model(d / "o5.npz", random_network(rng, [(16, 64), (5, 16)], 8, 8))
     return d
@@ -163,6 +173,10 @@ ERRORS = [
     # (--plot is checked before the simulation runs)
     ("verify-plot-format", ["verify", "--plot", "acc.xyz"], "cannot write a .xyz plot"),
     ("verify-plot-dir", ["verify", "--plot", "nodir/acc.png"], "no directory nodir"),
+    # (an existing directory: a missing suffix used to write DIR.png beside it)
+    ("verify-plot-is-dir", ["verify", "--plot", "adir"], "--plot adir: is a directory"),
+    ("verify-plot-unwritable", ["verify", "--plot", "/proc/acc.png"],
+     "--plot /proc/acc.png: cannot write it"),
     ("verify-too-big", ["verify", "--model", "m80.npz"], "max_m x max_k"),
     ("verify-n", ["verify", "--model", "n4.npz"], "4-bit weights"),
     # (--bits not given: the model's N against the build's, not "--bits: 8 is out of range")
@@ -223,6 +237,12 @@ ERRORS = [
                             "1"], "header announces a 10000000x1000000 uint8 array"),
     ("matvec-bad-header", ["matvec", "--weights", "W.npy", "--x", "badhdr.npy", "--wbits",
                            "1"], "badhdr.npy has a damaged .npy header"),
+    ("matvec-open-header", ["matvec", "--weights", "openhdr.npy", "--x", "x.npy", "--wbits",
+                            "1"], "openhdr.npy has a damaged .npy header"),
+    ("matvec-big-dim", ["matvec", "--weights", "W.npy", "--x", "bigdim.npy", "--wbits", "1"],
+     "damaged .npy header (a dimension of 99999999999999999999)"),
+    ("matvec-neg-dim", ["matvec", "--weights", "negdim.npy", "--x", "x.npy", "--wbits", "1"],
+     "damaged .npy header (a dimension of -1)"),
     # run and stream on a board: refused before the port is opened
     ("run-outputs", ["run", "--port", "loop://", "--model", "o5.npz"], "10 outputs"),
     ("run-samples", ["run", "--port", "loop://", "--samples", "100000"],
@@ -257,6 +277,8 @@ ERRORS = [
      "only 2 layer slots"),
     ("stream-samples", ["stream", "--samples", "0"], "--samples"),
     ("stream-abits", ["stream", "--abits", "0"], "abits must be from 1 to 8"),
+    ("stream-parallel", ["stream", "--design", "parallel"],
+     "the bit-parallel baseline (--design parallel) runs 8-bit weights only"),
     # verilog
     ("verilog-rows", ["verilog", "-o", "t.v", "--rows", "0"], "--rows must be from 1"),
     ("verilog-width", ["verilog", "-o", "t.v", "--stream-width", "12"], "--stream-width must be 8, 16 or 32"),
@@ -416,3 +438,23 @@ def test_full_output_device(files):
                            cwd=files, timeout=LIMIT_S)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == "anyprec: error: cannot write: No space left on device"
+
+
+def test_closed_output(files):
+    """`anyprec boards >&-`: Python starts with no sys.stdout at all; nothing to write to,
+    and no traceback (the final flush met None)."""
+    r = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "boards"],
+                       stderr=subprocess.PIPE, text=True, cwd=files, timeout=LIMIT_S)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_pgf_plot_without_latex_is_refused_before_the_run(tmp_path, monkeypatch):
+    """A .pgf plot needs LaTeX: without it the plot used to fail after the whole
+    simulation, with a traceback (matplotlib's RuntimeError)."""
+    from anyprec.golden.errors import AnyprecError
+    from anyprec.host.commands.verify import plot_path
+    monkeypatch.setenv("PATH", str(tmp_path))          # (no xelatex there)
+    with pytest.raises(AnyprecError, match="a .pgf plot needs xelatex"):
+        plot_path(str(tmp_path / "acc.pgf"))
+    assert plot_path(str(tmp_path / "acc")) == str(tmp_path / "acc.png")
+    assert not (tmp_path / "acc.png").exists()          # (tried, and removed again)

@@ -246,7 +246,8 @@ def _read_report(path, whole=False):
         rep["summary"] = bench.summarize(rep["points"])
     except OSError as e:
         raise AnyprecError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError,
+            RecursionError) as e:       # (RecursionError: JSON nested beyond the parser)
         raise AnyprecError(f"{path} is not an 'anyprec bench --json' report ({e})") from None
     return rep
 

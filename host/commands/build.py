@@ -60,17 +60,17 @@ MAX_SEEDS = 64
 def parse_seeds(text):
     """'1-4', '7' or '1,3,7' -> [1, 2, 3, 4] ...: distinct seeds in the order given."""
     from ...golden.errors import ConfigError
+    import re
     out = []
-    try:
-        for part in str(text).split(","):
-            lo, _, hi = part.strip().partition("-")
-            lo, hi = int(lo), int(hi) if hi else int(lo)
-            if lo > hi or hi - lo >= MAX_SEEDS:
-                raise ValueError
-            out += [s for s in range(lo, hi + 1) if s not in out]
-    except ValueError:
-        raise ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most "
-                          f"{MAX_SEEDS} seeds), not {text!r}") from None
+    for part in str(text).split(","):
+        # (ASCII digits, both ends of a range given: '1-' was taken for '1')
+        got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        lo = int(got[1]) if got else 0
+        hi = lo if got and got[2] is None else int(got[2]) if got else -1
+        if lo > hi or hi - lo >= MAX_SEEDS:
+            raise ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most "
+                              f"{MAX_SEEDS} seeds), not {text!r}")
+        out += [s for s in range(lo, hi + 1) if s not in out]
     if len(out) > MAX_SEEDS:
         raise ConfigError(f"--seeds: at most {MAX_SEEDS} seeds, not {len(out)}")
     for s in out:

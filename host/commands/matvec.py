@@ -47,12 +47,20 @@ def _check_npy_size(fh, p, what):
             shape, _, dtype = fmt.read_array_header_1_0(fh)
         else:
             shape, _, dtype = fmt.read_array_header_2_0(fh)
-    except (ValueError, TypeError) as e:
+    except Exception as e:
+        # (the header is a Python literal parsed from the file: a damaged one raises
+        # ValueError or TypeError, but also tokenize's TokenError for an unclosed
+        # bracket or string, SyntaxError, or RecursionError for deep nesting)
         why = str(e).splitlines()[0][:120] if str(e) else ""
         why = "" if " object at 0x" in why else f" ({why})"    # (an ast node's repr)
         raise AnyprecError(f"{what} file {p} has a damaged .npy header{why}") from None
     if dtype.hasobject:
         return      # refused by np.load itself (allow_pickle=False)
+    bad = [n for n in shape if not 0 <= n < 2 ** 63]
+    if bad:
+        # (np.load cannot even represent a dimension of 2^63: OverflowError, not a size)
+        raise AnyprecError(f"{what} file {p} has a damaged .npy header (a dimension of "
+                           f"{bad[0]})")
     need = int(np.prod(shape, dtype=object)) * dtype.itemsize
     have = os.fstat(fh.fileno()).st_size - fh.tell()
     if need > have:

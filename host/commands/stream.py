@@ -121,6 +121,12 @@ def run(args):
                                   "has no serial link")
         from .verify import model_for
         board, target, cfg = board_target_config(args)
+        if cfg.design == "parallel":
+            # (refused before the simulation model is built: the device itself refuses
+            # the first SET_RUN below 8 bits, after a minute of building)
+            raise ConfigError("stream runs every precision as its planes arrive; the "
+                              "bit-parallel baseline (--design parallel) runs 8-bit weights "
+                              "only: use 'anyprec verify --design parallel --bits 8'")
         r = stream(model_for(args, cfg, progress), abits=args.abits, samples=args.samples,
                    cfg=cfg, sim=args.sim, transport=args.transport or "fast",
                    progress=progress, target=target)

@@ -85,6 +85,9 @@ def plot(report, path):
         fig.savefig(path, dpi=110)
     except OSError as e:
         raise AnyprecError(f"cannot write the plot {path}: {e.strerror}") from None
+    except RuntimeError as e:       # (a backend's own tool missing, e.g. LaTeX for .pgf)
+        raise AnyprecError(f"cannot write the plot {path}: "
+                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     finally:
         plt.close(fig)
     return path
@@ -92,19 +95,39 @@ def plot(report, path):
 
 def plot_path(path):
     """The plot's file name, checked before the run: a format matplotlib writes (no
-    suffix: .png, which matplotlib would add) in an existing directory."""
+    suffix: .png, which matplotlib would add), with the tools its backend needs, to a
+    file that can be written (tried, and removed again if it did not exist)."""
+    import os
+    import shutil
     from pathlib import Path
+    import matplotlib
     from matplotlib.backend_bases import FigureCanvasBase
     p = Path(path)
+    if p.is_dir():
+        # (not DIR.png beside it, which the missing suffix would otherwise give)
+        raise AnyprecError(f"--plot {path}: is a directory")
     kinds = FigureCanvasBase.get_supported_filetypes()
     if not p.suffix:
         p = p.with_name(p.name + ".png")
     if p.suffix[1:].lower() not in kinds:
         raise AnyprecError(f"--plot {path}: cannot write a {p.suffix} plot; use one of "
                            + ", ".join(f".{k}" for k in sorted(kinds)))
+    if p.suffix.lower() == ".pgf":
+        tex = matplotlib.rcParams["pgf.texsystem"]
+        if shutil.which(tex) is None:
+            raise AnyprecError(f"--plot {path}: a .pgf plot needs {tex} (LaTeX), which is "
+                               "not on PATH; use .png, .pdf or .svg")
     if p.is_dir() or not p.parent.is_dir():
         raise AnyprecError(f"--plot {path}: " + ("is a directory" if p.is_dir() else
                                                  f"no directory {p.parent}"))
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as e:
+        raise AnyprecError(f"--plot {path}: cannot write it ({e.strerror})") from None
+    if not existed:
+        os.unlink(p)
     return str(p)
 
 
