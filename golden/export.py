@@ -214,6 +214,14 @@ def _array(z, key, path, kind, itemsize, shape):
     return v.astype(v.dtype.newbyteorder("="))
 
 
+def _some(names, most=8):
+    """At most ``most`` names of a list, and how many there are: a 'shapes' entry of
+    100,000 layers made a 6 MB message of the missing keys."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f", ... ({len(names):,} in all)"
+
+
 def load_model(path, expect_n=None):
     """Read and validate an anyprec model file.
 
@@ -312,13 +320,14 @@ def _read(z, path, expect_n):
         if l and kk != shapes[l - 1][0]:
             raise ModelFileError(f"{path}: layer {l} has {kk} inputs but layer {l - 1} has "
                                  f"{shapes[l - 1][0]} outputs")
-    expected = set(_HEADER_KEYS).union(*(_layer_keys(l) for l in range(len(shapes))))
-    missing = sorted(expected - keys)
+    order = list(_HEADER_KEYS) + [k for l in range(len(shapes)) for k in _layer_keys(l)]
+    expected = set(order)
+    missing = [k for k in order if k not in keys]      # (in layer order, not as strings)
     if missing:
-        raise ModelFileError(f"{path}: missing key(s) {', '.join(missing)}")
+        raise ModelFileError(f"{path}: missing key(s) {_some(missing)}")
     extra = sorted(keys - expected)
     if extra:
-        raise ModelFileError(f"{path}: unexpected key(s) {', '.join(extra)}")
+        raise ModelFileError(f"{path}: unexpected key(s) {_some(extra)}")
     layers = []
     for l, (mm, kk) in enumerate(shapes):
         k_planes, k_m, k_b, k_shift = _layer_keys(l)

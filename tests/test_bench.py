@@ -89,7 +89,10 @@ def test_bench_cli_bad_points():
                      ("serial:ulx3s-85f:8x8:64:d3", "drain must be a power of two"),
                      ("serial:ulx3s-85f:8x6:d4", "drain 4 must divide rows (8) and cols (6)"),
                      ("serial:ulx3s-85f:8x8:1:2", "looks like"),
-                     ("serial:arty-a7-35:8x8", "no open place-and-route flow")):
+                     ("serial:arty-a7-35:8x8", "no open place-and-route flow"),
+                     # (the size checks name the point; they named max_m alone)
+                     ("serial:ulx3s-85f:8x8:-5", "point 'serial:ulx3s-85f:8x8:-5': max_m must "
+                                                 "be from 1 to 65535, not -5")):
         r = subprocess.run([sys.executable, "-m", "anyprec.host.cli", "bench", "--points", bad],
                            capture_output=True, text=True)
         assert r.returncode != 0 and "Traceback" not in r.stderr
@@ -98,6 +101,23 @@ def test_bench_cli_bad_points():
                         "--points", "serial:ulx3s-85f:8x8"], capture_output=True, text=True)
     assert r.returncode == 2 and "--clock must be between" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bench_from_json_refuses_measurement_options(tmp_path, capsys):
+    """--from-json measures nothing: the options of a measurement are refused, not ignored
+    (`--points bogus` and `--workers 0` were accepted in silence)."""
+    from anyprec.host.cli import main
+    f = tmp_path / "rep.json"
+    f.write_text(json.dumps(_full_report()))
+    for extra, flag in ((["--points", "bogus"], "--points"), (["--workers", "0"], "--workers"),
+                        (["--full"], "--full"), (["--seed", "7"], "--seed"),
+                        (["--clock", "90"], "--clock"), (["--out", "x"], "--out")):
+        code = main(["bench", "--from-json", str(f), *extra])
+        _, err = capsys.readouterr()
+        assert code == 2 and err == (f"anyprec: error: {flag} is for a measurement; "
+                                     "--from-json only renders a saved report again\n"), err
+    assert main(["bench", "--from-json", str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["points"]
 
 
 @pytest.mark.slow

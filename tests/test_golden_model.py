@@ -210,6 +210,10 @@ def _members(path):
     (lambda d: d.pop("layer1_b"), "missing key.*layer1_b"),
     (lambda d: d.pop("meta"), "missing key.*meta"),
     (lambda d: d.update(extra=np.zeros(1)), "unexpected key.*extra"),
+    # (at most 8 names, in layer order: 1,000 layers made a message of every missing key)
+    (lambda d: d.update(shapes=np.full((1000, 2), 64)),
+     r"missing key\(s\) layer3_planes, layer3_m, layer3_b, layer3_shift, layer4_planes, "
+     r"layer4_m, layer4_b, layer4_shift, \.\.\. \(3,988 in all\)$"),
     (lambda d: d.update(layer0_m=d["layer0_m"].astype(np.int32)), "'layer0_m' must be int16"),
     (lambda d: d.update(layer2_b=d["layer2_b"][:, :5]), r"'layer2_b' must have shape \(8, 10\)"),
     (lambda d: d.update(layer0_shift=np.full(8, 64, np.uint8)), "shift of 64"),

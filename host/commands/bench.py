@@ -56,7 +56,7 @@ def register(sub):
 
 
 def parse_points(text):
-    from ...boards.bench import Point, DESIGNS
+    from ...boards.bench import Point, DESIGNS, point_config
     from ...boards.registry import get_board
     out = []
     for item in text.split(","):
@@ -83,7 +83,12 @@ def parse_points(text):
             # speed measurements still run after it)
             raise AnyprecError(f"{item!r}: {board} has no open place-and-route flow; "
                                "bench places and routes on the iCE40 and ECP5 boards")
-        out.append(Point(design, board, rows, cols, ref, drain))
+        point = Point(design, board, rows, cols, ref, drain)
+        try:
+            point_config(point)         # (its size checks, named after the point)
+        except AnyprecError as e:
+            raise type(e)(f"point {item.strip()!r}: {e}") from None
+        out.append(point)
     return out
 
 
@@ -279,6 +284,15 @@ def _include(rep, paths):
 def run(args):
     from ...boards import bench
     if args.from_json:
+        # (the options of a measurement are refused, not ignored: nothing is measured)
+        given = [flag for flag, on in (
+            ("--full", args.full), ("--points", args.points is not None),
+            ("--seed", args.seed != 1), ("--clock", args.clock is not None),
+            ("--scheduler", args.scheduler is not None), ("--workers", args.workers != 2),
+            ("--no-speed", args.no_speed), ("--out", args.out != "build/bench")) if on]
+        if given:
+            raise AnyprecError(f"{given[0]} is for a measurement; --from-json only renders "
+                               "a saved report again")
         return _output(args, _include(_load_report(args.from_json), args.include),
                        " with ".join([args.from_json, *args.include]))
     for path in args.include:      # a missing or malformed file fails before any build
