@@ -83,6 +83,15 @@ def test_bench_points_drain_suffix():
     assert bench.point_config(c).drain_lanes == 2
 
 
+def test_builtin_points_are_valid_configs():
+    """The make-bench subset and the full sweep are valid configurations (user points are
+    checked as they are parsed)."""
+    from anyprec.boards import bench
+    for p in bench.QUICK_POINTS + bench.DEFAULT_POINTS:
+        cfg = bench.point_config(p)
+        assert (cfg.rows, cfg.cols, cfg.max_m) == (p.rows, p.cols, p.ref)
+
+
 def test_bench_cli_bad_points():
     for bad, msg in (("serial:nowhere:8x8", "board"), ("magic:ulx3s-85f:8x8", "design"),
                      ("serial:ulx3s-85f:8by8", "looks like"),

@@ -85,7 +85,7 @@ def parse_points(text):
                                "bench places and routes on the iCE40 and ECP5 boards")
         point = Point(design, board, rows, cols, ref, drain)
         try:
-            point_config(point)         # (its size checks, named after the point)
+            point_config(point)     # (bad sizes fail here, before any build, named)
         except AnyprecError as e:
             raise type(e)(f"point {item.strip()!r}: {e}") from None
         out.append(point)
@@ -303,8 +303,6 @@ def run(args):
         raise AnyprecError(f"--clock must be between 1 and 1000 MHz, not {args.clock:g}")
     points = (parse_points(args.points) if args.points
               else bench.DEFAULT_POINTS if args.full else bench.QUICK_POINTS)
-    for p in points:
-        bench.point_config(p)            # bad points fail here, before any build
     progress = None if args.json else progress_printer("bench")
     if progress:
         progress(f"{len(points)} points on {args.workers} Dask workers"
