@@ -24,7 +24,9 @@ def register(sub):
     add_config_args(p)
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
                    help="yowasp (default) or the system's yosys")
-    p.add_argument("-o", "--outdir", default=None, metavar="DIR", help="work directory")
+    p.add_argument("-o", "--outdir", default=None, metavar="DIR",
+                   help="work directory (default build/boards/<board>-estimate; with "
+                        "--largest build/boards/<board>-largest)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.add_argument("--largest", action="store_true",
                    help="find the largest square power-of-two array (R = C) that fits, "

@@ -13,7 +13,7 @@ DEFAULT_OUT = "build/golden"
 def register(sub):
     p = add_parser(
         sub, "train",
-        help="retrain the any-precision digits model (about 20 s) and export it",
+        help="retrain the any-precision digits model (about 25 s) and export it",
         description="Train the any-precision MLP jointly at every weight precision 1..8 on\n"
                     "the digits training split, fold it to integers and write\n"
                     "<out>/digits_mlp.npz (the integer model, docs/model-format.md) and\n"
