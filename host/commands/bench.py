@@ -12,6 +12,11 @@ ORDER = 60
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
+#: The defaults of a measurement's options that are neither None nor False (with
+#: --from-json, any of its options changed from its default is refused).
+_DEFAULTS = {"seed": 1, "workers": 2, "out": "build/bench"}
+
+
 def register(sub):
     p = add_parser(sub, "bench", "measure throughput, area and Fmax against the bit-parallel "
                    "baseline",
@@ -31,17 +36,20 @@ def register(sub):
                    help="the full sweep (4x4, 8x8, 16x16 of each design; long)")
     p.add_argument("--points", default=None, metavar="D:BOARD:RxC[:REF],...",
                    help="explicit points, e.g. serial:ulx3s-85f:8x8")
-    p.add_argument("--seed", type=int, default=1, help="place-and-route seed (default 1)")
+    p.add_argument("--seed", type=int, default=_DEFAULTS["seed"],
+                   help=f"place-and-route seed (default {_DEFAULTS['seed']})")
     p.add_argument("--clock", type=float, default=None, metavar="MHZ",
                    help="constrain place and route at MHZ (default: each board's Fmax "
                         "goal; large designs route much faster at a reachable clock)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="an existing Dask scheduler (default: a local cluster)")
-    p.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
+    p.add_argument("--workers", type=int, default=_DEFAULTS["workers"],
+                   help=f"local Dask workers (default {_DEFAULTS['workers']})")
     p.add_argument("--no-speed", action="store_true",
                    help="skip the simulation-speed measurement")
     p.add_argument("--json", action="store_true", help="print the JSON report")
-    p.add_argument("--out", default="build/bench", help="build directory (default build/bench)")
+    p.add_argument("--out", default=_DEFAULTS["out"],
+                   help=f"build directory (default {_DEFAULTS['out']})")
     p.add_argument("--from-json", default=None, metavar="FILE",
                    help="re-render the table, plot and docs from a saved JSON report "
                         "(no builds)")
@@ -285,11 +293,9 @@ def run(args):
     from ...boards import bench
     if args.from_json:
         # (the options of a measurement are refused, not ignored: nothing is measured)
-        given = [flag for flag, on in (
-            ("--full", args.full), ("--points", args.points is not None),
-            ("--seed", args.seed != 1), ("--clock", args.clock is not None),
-            ("--scheduler", args.scheduler is not None), ("--workers", args.workers != 2),
-            ("--no-speed", args.no_speed), ("--out", args.out != "build/bench")) if on]
+        unset = {"full": False, "points": None, "clock": None, "scheduler": None,
+                 "no_speed": False, **_DEFAULTS}
+        given = [f"--{k.replace('_', '-')}" for k, v in unset.items() if getattr(args, k) != v]
         if given:
             raise AnyprecError(f"{given[0]} is for a measurement; --from-json only renders "
                                "a saved report again")

@@ -65,9 +65,9 @@ def parse_seeds(text):
     for part in str(text).split(","):
         # (ASCII digits, both ends of a range given: '1-' was taken for '1')
         got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
-        lo = int(got[1]) if got else 0
-        hi = lo if got and got[2] is None else int(got[2]) if got else -1
-        if lo > hi or hi - lo >= MAX_SEEDS:
+        lo = int(got[1]) if got else None
+        hi = int(got[2]) if got and got[2] is not None else lo
+        if lo is None or lo > hi or hi - lo >= MAX_SEEDS:
             raise ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most "
                               f"{MAX_SEEDS} seeds), not {text!r}")
         out += [s for s in range(lo, hi + 1) if s not in out]
