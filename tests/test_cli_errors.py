@@ -283,6 +283,11 @@ ERRORS = [
     ("verilog-rows", ["verilog", "-o", "t.v", "--rows", "0"], "--rows must be from 1"),
     ("verilog-width", ["verilog", "-o", "t.v", "--stream-width", "12"], "--stream-width must be 8, 16 or 32"),
     ("verilog-depth", ["verilog", "-o", "t.v", "--depth", "3"], "cannot hold one layer"),
+    # (a message about several fields names the flags: it said "lower max_m/max_k")
+    ("verilog-depth-flags", ["verilog", "-o", "t.v", "--depth", "3"],
+     "raise depth or lower --max-m/--max-k"),
+    ("verilog-drain-flag", ["verilog", "-o", "t.v", "--drain", "4", "--rows", "2"],
+     "error: --drain 4 must divide rows (2) and cols (8)"),
     ("verilog-int32", ["verilog", "-o", "t.v", "--max-wbits", "16", "--max-abits", "16",
                        "--max-k", "65535"], "int32"),
     ("verilog-out-dir", ["verilog", "-o", "adir", *SMALL], "cannot write"),

@@ -71,10 +71,16 @@ def config_from_args(args, base=None, **overrides):
     except ConfigError as e:
         # The dataclass names its fields ("rows must be from 1 to 256"); the user typed
         # a flag: name the flag when the message is about a value they gave.
-        text = str(e)
+        # Multi-word fields (max_m, stream_width, ...) are never English words: named as
+        # flags wherever they appear ("raise depth or lower max_m/max_k").
+        text = new = str(e)
         for flag, field, _ in _CONFIG_FLAGS:
-            if field in changes and re.match(rf"{field} (must|is) ", text):
-                raise ConfigError(flag + text[len(field):]) from None
+            if field in changes and re.match(rf"{field} ", new):
+                new = flag + new[len(field):]
+            if "_" in field:
+                new = re.sub(rf"\b{field}\b", flag, new)
+        if new != text:
+            raise ConfigError(new) from None
         raise
 
 
