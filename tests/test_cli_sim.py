@@ -30,8 +30,12 @@ def _matvec_files(tmp_path, seed, shape, x_top):
 
 
 def test_verify_json_schema(tmp_path):
-    r = run("verify", "--bits", "1,8", "--mixed", "8-2-8", "--samples", "10", "--json")
+    # (a plot asked for by name is written with --json too; it was dropped in silence)
+    png = tmp_path / "v.png"
+    r = run("verify", "--bits", "1,8", "--mixed", "8-2-8", "--samples", "10", "--json",
+            "--plot", str(png))
     assert r.returncode == 0, r.stderr
+    assert png.stat().st_size > 1000
     rep = json.loads(r.stdout)
     assert set(rep) >= {"config", "simulator", "results", "tools", "model"}
     assert rep["simulator"] == "verilator"

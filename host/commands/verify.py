@@ -32,8 +32,9 @@ def register(sub):
                    help="extra per-layer setting, e.g. 8-2-8 (repeatable)")
     p.add_argument("--samples", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--json", action="store_true", help="print the JSON report only")
-    p.add_argument("--plot", default="anyprec-verify.png", metavar="PNG",
-                   help="accuracy and cycles plot (default anyprec-verify.png; 'none' to skip)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="accuracy and cycles plot (default anyprec-verify.png, or none "
+                        "with --json; 'none' to skip)")
     add_board_arg(p, "simulate")
     add_target_arg(p)
     add_sim_args(p)
@@ -147,7 +148,10 @@ def model_for(args, cfg, progress):
 def run(args):
     from ...sim.verify import verify
     board, target, cfg = board_target_config(args)
-    if not args.json and args.plot and args.plot != "none":
+    # (with --json only a plot asked for by name: it was never written with --json)
+    if args.plot is None:
+        args.plot = "none" if args.json else "anyprec-verify.png"
+    if args.plot != "none":
         args.plot = plot_path(args.plot)
     bits = parse_bits(args.bits or f"1-{cfg.max_wbits}", cfg.max_wbits)
     progress = None if args.json else progress_printer("verify")
@@ -159,6 +163,8 @@ def run(args):
     bad = sum(r["mismatches"] for r in report["results"])
     if args.json:
         print(json.dumps(report, indent=1))
+        if args.plot != "none":
+            plot(report, args.plot)
     else:
         n = report["results"][0]["samples"]
         form = ("" if target == "generic" else f"{target} form, ") + (
@@ -172,7 +178,7 @@ def run(args):
         else:
             print(f"all {total} inferences match the golden reference bit for bit "
                   f"(logits and predictions)")
-        if args.plot and args.plot != "none":
+        if args.plot != "none":
             if plot(report, args.plot):
                 print(f"plot: {args.plot}")
     return 1 if bad else 0
