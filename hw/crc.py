@@ -37,7 +37,7 @@ class Crc32(wiring.Component):
         Absorb a word over 33 cycles (one shift step per cycle after the XOR) in about a
         quarter of the logic: ``busy`` is high for the 32 cycles after ``en`` (33 when
         ``staged``), and ``en`` must wait for it to fall. iCE40 builds (hw/lane.py
-        ``is_ice40``), whose UART brings a word every 8,333 cycles (24 MHz, 115200 baud).
+        ``is_ice40``), whose UART brings a word every 12,500 cycles (36 MHz, 115200 baud).
 
     Members
     -------
