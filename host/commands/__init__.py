@@ -12,18 +12,25 @@ def add_parser(sub, name, help, description, examples):
         formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def parse_ranges(text, bad):
+    """'1-8', '4' or '1,2,4' -> (1, 8); (4, 4); (1, 1), (2, 2), (4, 4): each part's bounds,
+    one part at a time in the order given, raising ``bad`` at a part that is not a number
+    or a range of two (ASCII digits only: int() also takes '٣', and '1-' is not a range)
+    or that runs backwards. Not expanded: callers check the bounds first (a range to
+    10**9 would fill the memory)."""
+    for part in str(text).split(","):
+        got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
+        if not got or (got[2] is not None and int(got[1]) > int(got[2])):
+            raise bad
+        yield int(got[1]), int(got[2] or got[1])
+
+
 def parse_bits(text, maximum, name="--bits"):
     """Parse '1-8', '4' or '1,2,4' into a sorted list of ints from 1 to ``maximum``."""
     from ...golden.errors import PrecisionError
     out = set()
-    for part in str(text).split(","):
-        # ASCII digits only (int() also takes '٣'), each bound checked before a range
-        # is expanded (a range to 10**9 would fill the memory first).
-        got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
-        if not got or (got[2] is not None and int(got[1]) > int(got[2])):
-            raise PrecisionError(f"{name} must look like '1-8', '4' or '1,2,4', not {text!r}")
-        lo = int(got[1])
-        hi = lo if got[2] is None else int(got[2])
+    bad = PrecisionError(f"{name} must look like '1-8', '4' or '1,2,4', not {text!r}")
+    for lo, hi in parse_ranges(text, bad):
         for b in (lo, hi):
             if not 1 <= b <= maximum:
                 raise PrecisionError(f"{name}: {b} is out of range 1..{maximum}")

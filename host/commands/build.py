@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from . import add_parser, add_config_args, config_from_args
+from . import add_parser, add_config_args, config_from_args, parse_ranges
 
 ORDER = 61
 
@@ -60,16 +60,12 @@ MAX_SEEDS = 64
 def parse_seeds(text):
     """'1-4', '7' or '1,3,7' -> [1, 2, 3, 4] ...: distinct seeds in the order given."""
     from ...golden.errors import ConfigError
-    import re
+    bad = ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most {MAX_SEEDS} "
+                      f"seeds), not {text!r}")
     out = []
-    for part in str(text).split(","):
-        # (ASCII digits, both ends of a range given: '1-' was taken for '1')
-        got = re.fullmatch(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?", part)
-        lo = int(got[1]) if got else None
-        hi = int(got[2]) if got and got[2] is not None else lo
-        if lo is None or lo > hi or hi - lo >= MAX_SEEDS:
-            raise ConfigError(f"--seeds must look like '1-4', '7' or '1,3,7' (at most "
-                              f"{MAX_SEEDS} seeds), not {text!r}")
+    for lo, hi in parse_ranges(text, bad):
+        if hi - lo >= MAX_SEEDS:
+            raise bad
         out += [s for s in range(lo, hi + 1) if s not in out]
     if len(out) > MAX_SEEDS:
         raise ConfigError(f"--seeds: at most {MAX_SEEDS} seeds, not {len(out)}")
