@@ -2,6 +2,7 @@
 errors, the synthesis estimate, and (slow) full builds with bitstream reproducibility."""
 
 import json
+from collections import Counter
 import os
 import re
 from pathlib import Path
@@ -286,7 +287,8 @@ def test_cli_boards_json(capsys):
     boards = {b["name"]: b for b in json.loads(out)["boards"]}
     assert list(boards) == NAMES
     # Tool options and the programmer as argument lists, as the build report has them.
-    assert boards["icebreaker"]["synth_opts"] == ["-device", "u", "-dsp", "-spram"]
+    assert boards["icebreaker"]["synth_opts"] == ["-device", "u", "-dsp", "-spram",
+                                                  "-dffe_min_ce_use", "8"]
     assert boards["icebreaker"]["synth_wire_ps"] == 2500
     assert boards["ulx3s-85f"]["nextpnr_opts"] == ["--placer-heap-timingweight", "30"]
     assert boards["icebreaker"]["nextpnr_opts"] == []
@@ -465,7 +467,17 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     # abc9 maps for the UltraPlus's delays and against its routing (boards/registry.py)
     ys = (tmp_path / "est" / "anyprec_icebreaker.ys").read_text()
     assert "scratchpad -set synth_ice40.abc9.W 2500\n" in ys
-    assert re.search(r"^synth_ice40 -device u -dsp -spram\b", ys, re.M), ys
+    assert re.search(r"^synth_ice40 -device u -dsp -spram -dffe_min_ce_use 8\b", ys, re.M), ys
+    # ... and with no flip-flop enable net for a handful of flip-flops (a logic block's
+    # 8 cells share one): smaller groups are made logic (-dffe_min_ce_use 8). Without
+    # it dozens of enables drive a single flip-flop; with it a group or two end below 8
+    # when later passes drop flip-flops nobody reads.
+    net = json.loads((tmp_path / "est" / "anyprec_icebreaker.json").read_text())
+    ce_use = Counter(tuple(c["connections"]["E"]) for m in net["modules"].values()
+                     for c in m["cells"].values()
+                     if c["type"].startswith("SB_DFFE") and "E" in c["connections"])
+    assert len(ce_use) > 10 and min(ce_use.values()) >= 4, sorted(ce_use.values())[:5]
+    assert sum(n < 8 for n in ce_use.values()) <= 4, sorted(ce_use.values())[:5]
     # The requantiser's two SB_MAC16s come out of synthesis as hw/requant.py configured
     # them, every input and output registered (synth_ice40 -dsp would have reset their
     # parameters, boards/build.py _prepare), so nextpnr's Fmax covers the paths
