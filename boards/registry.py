@@ -193,7 +193,7 @@ def _up5k(**kw):
         # A flip-flop enable shared by fewer than 8 flip-flops is made logic in front of
         # the flip-flop (-dffe_min_ce_use 8): a logic block's 8 cells share one enable
         # net, so small enable groups left blocks part empty. 152 control sets become 93,
-        # for 1 more cell; seeds 1 to 8 at a 50 MHz constraint: 45.7 MHz on average
+        # for 1 to 8 more cells; seeds 1 to 8 at a 50 MHz constraint: 45.7 MHz on average
         # against 44.0 (docs/boards.md, fifteenth session).
         synth_opts=("-device", "u", "-dsp", "-spram", "-dffe_min_ce_use", "8"),
         synth_wire_ps=2500, **kw)
