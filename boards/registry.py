@@ -208,7 +208,7 @@ BOARDS = {b.name: b for b in (
         extra_resources="break_off_pmod",
         notes="One layer slot: a 1x4 array in iCE40 form (seven-stage requantiser, "
               "bit-serial CRCs, no register slices) takes 4,900 of the 5,280 logic cells "
-              "and meets 36 MHz; three slots (the digits MLP) needed 5,633 (106%, "
+              "and meets 36 MHz; three slots (the digits MLP) need 5,718 (108%, "
               "docs/boards.md). The weight memory is in SPRAM. The busy LED is on the "
               "snap-off PMOD.",
         # The FTDI's first channel writes the flash, the second is the UART.
