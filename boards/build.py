@@ -102,6 +102,16 @@ def _prepare(board, cfg, *, seed, target_mhz, baud, timeout_ms, outdir, stat_onl
             # hw/core.py BankedMemory) go to the single-port SPRAMs.
             after_read += ['setattr -set ram_style "huge" m:bank*',
                            "delete t:$meminit_v2"]
+            # Block RAM without yosys' read-during-write logic: a read port whose data in
+            # the cycle of a write to the same address may be anything (COLLISION_X_MASK,
+            # what yosys' Verilog frontend makes of a ``no_rw_check`` memory; Amaranth
+            # writes 0). For the memories that never use such a read (hw/core.py
+            # _NO_RW_CHECK): the activation buffers ``act``, the staging memory ``stage``,
+            # and Amaranth's SyncFIFOBuffered (``storage``: the result FIFO and the UART
+            # byte FIFO), which reads only when not empty and writes only when not full,
+            # so never the entry it reads.
+            after_read += ["setparam -set COLLISION_X_MASK 1'1 t:$memrd_v2 r:MEMID=\\act "
+                           "r:MEMID=\\stage %u r:MEMID=\\storage %u %i"]
             # The requantiser's SB_MAC16 cells (hw/requant.py _Mac16) under another name
             # through synthesis: synth_ice40 -dsp (ice40_dsp) takes every SB_MAC16 for a
             # multiplier to pack registers into and sets its parameters anew, dropping

@@ -12,7 +12,9 @@ Memories:
 name           words x bits                     use
 =============  ===============================  ==========================================
 ``wmem``       depth x (R*C, or R*C*N)          weight bit-planes (block RAM)
-``act0/1``     ceil(max(M,K)/C) x (C*A)         ping-pong activation buffers
+``act0/1``     ceil(max(M,K)/C) x (C*A)         ping-pong activation buffers (iCE40: one
+                                                memory ``act``, the buffer in the top
+                                                address bit)
 ``tab``        layers*N*ceil(max_m/DL) x DL*48  requantisation m (16) and b (32), DL rows
                                                 per word (DL = drain lanes), banked
 ``stage``      max_m x 48                       LOAD_REQUANT staging (copied after CRC)
@@ -81,6 +83,18 @@ def _ceil_div_reg(m, value, divisor, q_max, name):
 #: Words per weight-memory bank: one ECP5 DP16KD holds 512 x 36, so a bank of 512 words
 #: maps to block RAMs side by side with no depth multiplexer behind their outputs.
 WMEM_BANK = 512
+
+
+#: yosys' ``no_rw_check`` memory attribute: a read in the cycle of a write to the same
+#: address may return anything. yosys otherwise keeps a non-transparent read port's
+#: "old data" in logic beside an iCE40 block RAM, whose collisions are undefined: a
+#: flip-flop and a LUT per data bit and an address compare (33 flip-flops and 32 LUTs
+#: for a 32-bit memory). Set on iCE40 memories whose data read in such a cycle is never
+#: used: the activation buffers (the writer fills one half while the engine reads the
+#: other; host activations go in between runs), the LOAD_REQUANT staging memory (read by
+#: RQ_COPY after the frame's CRC, long after its last write). boards/build.py sets it on
+#: the FIFOs (Amaranth's SyncFIFOBuffered, which never reads the entry it writes).
+_NO_RW_CHECK = {"no_rw_check": 1}
 
 
 class _Port:
@@ -297,10 +311,19 @@ class AnyprecCore(wiring.Component):
             hold_read=ice40)
         wmem_w, wmem_r = wmem.w, wmem.r
         acts = []
-        for b in range(2):
-            mem = Memory(shape=C * A, depth=max(cfg.act_depth, 2), init=[])
-            m.submodules[f"act{b}"] = mem
+        if ice40:
+            # Both buffers in one memory, the buffer's index the address's top bit: one
+            # block RAM pair instead of two, and no C x A multiplexer of two read ports in
+            # logic cells (the engine reads a register of its address, hw/engine.py).
+            act_aw = (max(cfg.act_depth, 2) - 1).bit_length()
+            mem = Memory(shape=C * A, depth=2 << act_aw, init=[], attrs=_NO_RW_CHECK)
+            m.submodules.act = mem
             acts.append((mem.write_port(), mem.read_port(domain="sync")))
+        else:
+            for b in range(2):
+                mem = Memory(shape=C * A, depth=max(cfg.act_depth, 2), init=[])
+                m.submodules[f"act{b}"] = mem
+                acts.append((mem.write_port(), mem.read_port(domain="sync")))
         m.submodules.tab = tab = BankedMemory(
             width=_TAB.size * DL, depth=tab_depth, granularity=_TAB.size,
             bank_depth=tab_depth if ice40 else WMEM_BANK,
@@ -319,7 +342,8 @@ class AnyprecCore(wiring.Component):
             stage_r = _Port(addr=stage.r.addr, data=data.View(_TAB, stage.r.data))
             ST_LAT = 2
         else:
-            m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[])
+            m.submodules.stage = stage = Memory(shape=_TAB, depth=max(cfg.max_m, 2), init=[],
+                                                attrs=_NO_RW_CHECK if ice40 else None)
             stage_w, stage_r = stage.write_port(), stage.read_port(domain="sync")
             ST_LAT = 1
         m.submodules.shifts = shifts = Memory(shape=range(SHIFT_MAX + 1), depth=L * N,
@@ -340,10 +364,10 @@ class AnyprecCore(wiring.Component):
         # Off ECP5 the FIFO (SyncFIFOBuffered) gives its block RAM's output directly, with
         # its slow clock-to-out (5.8 ns on an ECP5 DP16KD without the output register),
         # so its data goes straight into a flip-flop (``fifo_d``, only an enable), then
-        # through a register slice to the response multiplexer (Fmax; on iCE40 a slice
-        # without its spare). A word is read only when the slice (either kind) is sure to
-        # take it: one word every two cycles at most, faster than any stream width
-        # drains 32-bit words but w32.
+        # through a register slice to the response multiplexer (Fmax; on iCE40 only the
+        # slice, without its spare, below). A word is read only when the slice (either
+        # kind) is sure to take it: one word every two cycles at most, faster than any
+        # stream width drains 32-bit words but w32.
         m.submodules.fifo_q = fifo_q = Skid(unsigned(32), spare=not ice40)
         fifo_ren = Signal()
         fifo_rdy = Signal()
@@ -366,15 +390,21 @@ class AnyprecCore(wiring.Component):
                          sel2.eq(sel1)]
             m.d.comb += [fifo_q.i.payload.eq(Array(f.r_data for f in fifos)[sel2]),
                          fifo_q.i.valid.eq(fl2)]
-        else:
-            fifo_d = Signal(32)
-            fifo_dv = Signal()
+        elif ice40:
             # On iCE40 the slice has no spare, so its ``i.ready`` is combinational from the
             # response path's ready (the transmit framer's): a read waits for an empty
             # slice instead (a flip-flop; the iCEBreaker's critical path ran from the
-            # framer into the FIFO's read). A word every three cycles at most, against
-            # 34 per word in the bit-serial CRC behind it.
-            m.d.comb += fifo_ren.eq(~fifo_dv & (~fifo_q.o.valid if ice40 else fifo_q.i.ready))
+            # framer into the FIFO's read). The slice takes the FIFO's block RAM output
+            # (SB_RAM40_4K's read data is registered in the RAM) directly: a copy in
+            # flip-flops (``fifo_d`` below) took 32 logic cells of their own. A word every
+            # two cycles at most, against 35 per word in the bit-serial CRC behind it.
+            m.d.comb += [fifo_ren.eq(~fifo_q.o.valid),
+                         fifo_q.i.payload.eq(Array(f.r_data for f in fifos)[fifo_rd]),
+                         fifo_q.i.valid.eq(fifo_rdy & ~fifo_q.o.valid)]
+        else:
+            fifo_d = Signal(32)
+            fifo_dv = Signal()
+            m.d.comb += fifo_ren.eq(~fifo_dv & fifo_q.i.ready)
             with m.If(fifo_ren & fifo_rdy):
                 m.d.sync += fifo_d.eq(Array(f.r_data for f in fifos)[fifo_rd])
             m.d.sync += fifo_dv.eq(fifo_ren & fifo_rdy)
@@ -430,11 +460,17 @@ class AnyprecCore(wiring.Component):
         # Buffer writes land one cycle after the writer produces them, from registers (the
         # writer's inputs come from the controller and the engine; Fmax). Nothing reads a
         # buffer that soon after writing it.
-        for b, (wp, rp) in enumerate(acts):
-            m.d.sync += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
-                         wp.en.eq(writer.wr_en & (wr_sel == b))]
-            m.d.comb += rp.addr.eq(eng.x_addr)
-        m.d.comb += eng.x_data.eq(Mux(rd_sel, acts[1][1].data, acts[0][1].data))
+        if ice40:
+            (wp, rp), = acts
+            m.d.sync += [wp.addr.eq(Cat(writer.wr_addr, wr_sel)), wp.data.eq(writer.wr_data),
+                         wp.en.eq(writer.wr_en)]
+            m.d.comb += [rp.addr.eq(Cat(eng.x_addr, rd_sel)), eng.x_data.eq(rp.data)]
+        else:
+            for b, (wp, rp) in enumerate(acts):
+                m.d.sync += [wp.addr.eq(writer.wr_addr), wp.data.eq(writer.wr_data),
+                             wp.en.eq(writer.wr_en & (wr_sel == b))]
+                m.d.comb += rp.addr.eq(eng.x_addr)
+            m.d.comb += eng.x_data.eq(Mux(rd_sel, acts[1][1].data, acts[0][1].data))
         # One address for both ports of the weight and requantisation memories: writes
         # (LOAD_PLANE, the LOAD_REQUANT copy) and reads (compute) never overlap, and a
         # shared address lets single-port RAMs (iCE40 SPRAM, boards/) hold them.

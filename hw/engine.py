@@ -148,8 +148,17 @@ class LayerEngine(wiring.Component):
         m.d.comb += [
             issue.eq(issuing & ~waiting),
             self.w_addr.eq(addr),
-            self.x_addr.eq(j),
         ]
+        if ice40:
+            # The activation buffer is read a cycle later, from a register of j, and its
+            # data goes straight into x_q (below): the address's few flip-flops instead
+            # of a second activation register (x_h: cols x A flip-flops, a logic cell
+            # each on iCE40).
+            x_ad = Signal.like(self.x_addr)
+            m.d.sync += x_ad.eq(j)
+            m.d.comb += self.x_addr.eq(x_ad)
+        else:
+            m.d.comb += self.x_addr.eq(j)
         # Off iCE40 the next plane's and the next tile's first addresses are kept ready
         # in `plane_a` and `tile_a` (the sums of a start address and a stride, selected
         # by the loop ends, were a long path into the address registers: Fmax), and the
@@ -262,9 +271,12 @@ class LayerEngine(wiring.Component):
         m.d.sync += [iv.eq(issue), ifirst.eq((p == 0) & (j == 0)),
                      idbl.eq((p != 0) & (j == 0)), ilast.eq(end_p & end_j)]
         hv, hfirst, hdbl, hlast = Signal(), Signal(), Signal(), Signal()
-        x_h = Signal.like(self.x_data)
-        m.d.sync += [hv.eq(iv), hfirst.eq(ifirst), hdbl.eq(idbl), hlast.eq(ilast),
-                     x_h.eq(self.x_data)]
+        m.d.sync += [hv.eq(iv), hfirst.eq(ifirst), hdbl.eq(idbl), hlast.eq(ilast)]
+        if ice40:
+            x_h = self.x_data       # (read a cycle later: x_addr above)
+        else:
+            x_h = Signal.like(self.x_data)
+            m.d.sync += x_h.eq(self.x_data)
         jv, jfirst, jdbl, jlast = Signal(), Signal(), Signal(), Signal()
         w_q = Signal.like(self.w_data)
         x_q = Signal.like(self.x_data)

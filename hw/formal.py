@@ -829,11 +829,14 @@ class AdapterSpec(Elaboratable):
     mutation : str or None
         ``"dup_beat"``: the adapter's input is offered each transfer twice (a beat is
         duplicated on the way in).
+    in_place : bool
+        ``WidthDown(in_place=True)``, the iCE40 form that splits the input word as its
+        source holds it (``kind="down"`` only).
     """
 
     MUTATIONS = (None, "dup_beat")
 
-    def __init__(self, *, kind, width, mutation=None):
+    def __init__(self, *, kind, width, mutation=None, in_place=False):
         from .stream import WidthUp, WidthDown
         if kind not in ("up", "down"):
             raise ValueError(f"kind must be up or down, not {kind!r}")
@@ -841,8 +844,12 @@ class AdapterSpec(Elaboratable):
             raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
         if mutation not in self.MUTATIONS:
             raise ValueError(f"mutation must be one of {self.MUTATIONS}, not {mutation!r}")
+        if in_place and kind != "down":
+            raise ValueError("in_place is a form of WidthDown: kind must be down")
         self.kind, self.width, self.mutation = kind, width, mutation
-        self._dut = (WidthUp if kind == "up" else WidthDown)(width=width)
+        self.in_place = bool(in_place)
+        self._dut = (WidthUp(width=width) if kind == "up"
+                     else WidthDown(width=width, in_place=bool(in_place)))
 
     def elaborate(self, platform):
         m = Module()
@@ -878,8 +885,15 @@ class AdapterSpec(Elaboratable):
             done, word, _ = _assemble(m, "in", W, i_valid, i_ready, i_data, i_last)
             items = [(done, word, i_last)]
         else:
-            # One word in = n beats out, LSB first, tlast on the final beat only.
-            items = [(i_take, i_data.word_select(b, W), i_last & (b == n - 1))
+            # One word in = n beats out, LSB first, tlast on the final beat only; pushed
+            # when the word is taken, or in place when it is first offered (its beats
+            # leave before the take; the input is stable while offered, by assumption).
+            push = i_take
+            if self.in_place:
+                held = Signal()     # offered last cycle and not taken: the same word
+                m.d.sync += held.eq(i_valid & ~i_take)
+                push = i_valid & ~held
+            items = [(push, i_data.word_select(b, W), i_last & (b == n - 1))
                      for b in range(n)]
         depth = 2 * n + 2
         sb_data = [Signal(ow, name=f"sb_data_{e}") for e in range(depth)]

@@ -96,6 +96,12 @@ class WidthDown(wiring.Component):
         after the last beat, not in it (one idle cycle per word), so no ready chain runs
         from the output back into the source. iCE40 builds, which have no register
         slices (hw/top.py).
+    in_place : bool
+        No word register: the beats are selected from the input word itself, which its
+        source holds until it is taken, and ``i.ready`` is a flip-flop set by the last
+        beat (one idle cycle per word, as with ``registered_ready``). For a source whose
+        payload is a register that changes only when taken (the core's transmit framer):
+        32 flip-flops fewer, each a logic cell of its own on iCE40 (hw/top.py).
 
     Members
     -------
@@ -103,11 +109,12 @@ class WidthDown(wiring.Component):
     o : Out(beat_stream(width))
     """
 
-    def __init__(self, *, width, registered_ready=False):
+    def __init__(self, *, width, registered_ready=False, in_place=False):
         if width not in (8, 16, 32):
             raise ValueError(f"width must be 8, 16 or 32, not {width!r}")
         self._width = width
         self._registered_ready = bool(registered_ready)
+        self._in_place = bool(in_place)
         super().__init__({"i": In(WORD_STREAM), "o": Out(beat_stream(width))})
 
     def elaborate(self, platform):
@@ -117,11 +124,25 @@ class WidthDown(wiring.Component):
             wiring.connect(m, wiring.flipped(self.i), wiring.flipped(self.o))
             return m
         n = 32 // w
+        count = Signal(range(n))
+        final = count == n - 1
+        if self._in_place:
+            done = Signal()         # the word's last beat went: take the word
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid & ~done),
+                self.o.payload.data.eq(self.i.payload.data.word_select(count, w)),
+                self.o.payload.last.eq(self.i.payload.last & final),
+                self.i.ready.eq(done),
+            ]
+            m.d.sync += done.eq(0)
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += count.eq(Mux(final, 0, count + 1))
+                with m.If(final):
+                    m.d.sync += done.eq(1)
+            return m
         word = Signal(32)
         last = Signal()
         busy = Signal()
-        count = Signal(range(n))
-        final = count == n - 1
         m.d.comb += [
             self.o.valid.eq(busy),
             self.o.payload.data.eq(word.word_select(count, w)),

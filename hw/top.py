@@ -65,7 +65,8 @@ class AnyprecTop(wiring.Component):
         m.submodules.core = core = AnyprecCore(self._cfg)
         m.submodules.up = up = WidthUp(width=w, registered_ready=is_ice40(platform))
         m.submodules.down = down = WidthDown(
-            width=w, registered_ready=self._paced_out or is_ice40(platform))
+            width=w, registered_ready=self._paced_out or is_ice40(platform),
+            in_place=is_ice40(platform))
         m.d.comb += [
             up.i.payload.data.eq(self.s_axis_tdata), up.i.payload.last.eq(self.s_axis_tlast),
             up.i.valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(up.i.ready),

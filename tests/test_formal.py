@@ -144,6 +144,12 @@ def test_width_adapter_keeps_every_beat_deep(tmp_path, kind, width, depth):
     _proved(_run(spec, tmp_path, f"adapter_{kind}_{width}_{depth}", depth=depth))
 
 
+def test_width_down_in_place_keeps_every_beat(tmp_path):
+    # The iCE40 form (hw/top.py): beats split from the word as its source holds it.
+    spec = formal.AdapterSpec(kind="down", width=8, in_place=True)
+    _proved(_run(spec, tmp_path, "adapter_down_8_in_place", depth=14))
+
+
 def test_adapter_checker_catches_duplicated_beat(tmp_path):
     spec = formal.AdapterSpec(kind="up", width=8, mutation="dup_beat")
     _caught(_run(spec, tmp_path, "adapter_dup", depth=10))

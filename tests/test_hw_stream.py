@@ -87,16 +87,17 @@ def test_width_up(width, gap, stall, registered_ready):
         assert stats["stalled"] > 0, f"seed {seed}: no output stall happened"
 
 
-@pytest.mark.parametrize("registered_ready", [False, True], ids=["comb-ready", "registered-ready"])
+@pytest.mark.parametrize("form", [{}, {"registered_ready": True}, {"in_place": True}],
+                         ids=["comb-ready", "registered-ready", "in-place"])
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("gap,stall", RATES)
-def test_width_down(width, gap, stall, registered_ready):
+def test_width_down(width, gap, stall, form):
     seed = 200 + width + int(gap * 10)
     rng = random.Random(seed)
     words = [(rng.choice([rng.getrandbits(32), 0xFFFFFFFF, 0x01020304]), rng.random() < 0.3)
              for _ in range(40)]
     want = _beats_of(words, width)
-    dut = WidthDown(width=width, registered_ready=registered_ready)
+    dut = WidthDown(width=width, **form)
     got, stats = [], {}
 
     async def source(ctx):
@@ -108,6 +109,9 @@ def test_width_down(width, gap, stall, registered_ready):
         while len(got) < len(want):
             p = await receive_one(ctx, dut.o, r, stall)
             got.append((p.data, bool(p.last)))
+        # (in place, the last word is taken the cycle after its last beat: let the
+        # source finish)
+        await ctx.tick().repeat(2)
 
     simulate(dut, [sink], [source, axi_monitor(dut.o, stats, "WidthDown.o")],
              timeout_cycles=40 * len(want) + 100, what=f"WidthDown seed {seed}")
@@ -327,6 +331,37 @@ def test_width_down_registered_ready_ignores_output_ready():
         assert seen["last_beat"] == (0x44, 1)
         assert seen["ready_on_last"] == (0 if registered else 1), registered
         assert seen["ready_after"] == 1
+
+
+def test_width_down_in_place_takes_the_word_after_its_last_beat():
+    """``in_place``: the beats come from the input word as its source holds it (no copy),
+    ``i.ready`` stays low while the word is split, whatever ``o.ready`` does, and is high
+    for one cycle after the last beat, when the word is taken; then the next word's first
+    beat follows."""
+    dut = WidthDown(width=8, in_place=True)
+    seen = {"beats": [], "ready": []}
+
+    async def tb(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload, {"data": 0x44332211, "last": 1})
+        ctx.set(dut.o.ready, 0)
+        await ctx.tick()
+        seen["stalled"] = (ctx.get(dut.o.valid), ctx.get(dut.o.payload.data),
+                           ctx.get(dut.i.ready))
+        ctx.set(dut.o.ready, 1)
+        for _ in range(6):
+            seen["ready"].append(ctx.get(dut.i.ready))
+            if ctx.get(dut.o.valid):
+                seen["beats"].append((ctx.get(dut.o.payload.data), ctx.get(dut.o.payload.last)))
+            taken = ctx.get(dut.i.ready)
+            await ctx.tick()
+            if taken:
+                ctx.set(dut.i.payload, {"data": 0x000000AA, "last": 0})
+
+    simulate(dut, [tb], timeout_cycles=50, what="WidthDown in place")
+    assert seen["stalled"] == (1, 0x11, 0)
+    assert seen["beats"] == [(0x11, 0), (0x22, 0), (0x33, 0), (0x44, 1), (0xAA, 0)]
+    assert seen["ready"] == [0, 0, 0, 0, 1, 0]
 
 
 def test_width_up_registered_ready_ignores_output_ready():
