@@ -446,18 +446,18 @@ def test_cli_estimate_largest(monkeypatch, capsys, tmp_path):
 
 
 def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
-    """Synthesis-only estimate: resources against the device, the fit verdict (three
+    """Synthesis-only estimate: resources against the device, the fit verdict (four
     layer slots are too many for the UP5K, which the estimate must say before any place
     and route), and the weight memory in block RAM (SPRAM), not LUTs. One synthesis
     (about 25 s); the readable forms are rendered from its report, and from the same
     report with the verdict of a configuration that fits (the default one-slot build
     does: test_icebreaker_build places and routes it)."""
-    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "3",
+    code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "4",
                           "--json", "-o", str(tmp_path / "est"))
     assert code == 0, err
     r = json.loads(out)
     assert r["board"] == "icebreaker" and r["config"]["rows"] == 1
-    assert r["config"]["layers"] == 3
+    assert r["config"]["layers"] == 4
     assert set(r["utilization"]) == {"luts", "ffs", "brams", "dsps", "sprams"}
     assert r["estimated"]["luts"] > 4000
     assert r["fits"] is False and r["limiting"] == "luts" and r["headroom"] < 0
@@ -492,7 +492,7 @@ def test_estimate_icebreaker(tmp_path, capsys, monkeypatch):
     import anyprec.boards.build as B
     with monkeypatch.context() as mp:
         mp.setattr(B, "estimate", lambda *a, **k: r)
-        code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "3",
+        code, out, err = _cli(capsys, "estimate", "--board", "icebreaker", "--layers", "4",
                               "-o", str(tmp_path / "est2"))
     assert code == 0 and re.search(r"-> does NOT fit: LUTs over by \d+%", out), out
     assert "block RAM" in out
