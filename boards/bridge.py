@@ -271,18 +271,30 @@ class AnyprecUartTop(wiring.Component):
         m.d.sync += beat.eq(beat + 1)
         m.d.comb += self.led_heartbeat.eq(beat[-1])
 
-        stretch = Signal(self._stretch_bits)
+        stretch = Signal(self._stretch_bits)    # (the iCE40 form's is one bit wider)
         # `active` is sampled into a flip-flop first (a cycle late for an LED): as a
         # combination of the stream handshakes it fanned out to the 20-bit counter
         # (Fmax at 150 MHz).
         active = Signal()
         m.d.sync += active.eq(delim.in_frame | fifo.r_rdy | ~dut.s_axis_tready |
                               dut.m_axis_tvalid | utx.busy)
-        with m.If(active):
-            m.d.sync += stretch.eq(-1)
-        with m.Elif(stretch != 0):
-            m.d.sync += stretch.eq(stretch - 1)
-        m.d.comb += self.led_busy.eq(active | (stretch != 0))
+        if is_ice40(platform):
+            # One bit more, counting down through 0 to -1: "still stretching" is the
+            # top bit, a flip-flop, not an OR of every bit in front of the counter's
+            # enable (five LUTs, late at 50 MHz on the UP5K). One cycle longer.
+            stretch = Signal(self._stretch_bits + 1, init=-1, name="stretch")
+            running = ~stretch[-1]
+            with m.If(active):
+                m.d.sync += stretch.eq((1 << self._stretch_bits) - 1)
+            with m.Elif(running):
+                m.d.sync += stretch.eq(stretch - 1)
+        else:
+            running = stretch != 0
+            with m.If(active):
+                m.d.sync += stretch.eq(-1)
+            with m.Elif(running):
+                m.d.sync += stretch.eq(stretch - 1)
+        m.d.comb += self.led_busy.eq(active | running)
         return m
 
 

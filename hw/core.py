@@ -768,8 +768,9 @@ class AnyprecCore(wiring.Component):
 
         # The argument is word 1's layer, or 0 for INFER, whichever check fails: loaded
         # in every cycle, outside the decision.
-        # (On iCE40 stage 3 is the same cycle as stage 2: `late`.)
-        late += v_arg.eq(Mux(op_in, 0, l1))
+        # (Registered on iCE40 too: the flags through the chains into `err_arg`'s
+        # enable in one cycle were the UP5K's slowest path at 50 MHz, docs/boards.md.)
+        m.d.sync += v_arg.eq(Mux(op_in, 0, l1))
 
         # Per opcode, the first failing check's code (priority chains of stage-1 flags,
         # independent of the opcode), then OR-ed under one-hot opcode flags: a switch
@@ -796,12 +797,12 @@ class AnyprecCore(wiring.Component):
         code = Const(0, 8)
         for is_op, (c, _), _ in chains:
             code = code | Mux(is_op, c, 0)
-        late += v_code.eq(code)             # in every cycle; used with v_fail only
+        m.d.sync += v_code.eq(code)         # in every cycle; used with v_fail only
         go = second & ~err_set
-        late += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
+        m.d.sync += v_fail.eq(go & Cat(*[is_op & bad for is_op, (_, bad), _ in chains]).any())
         for is_op, (_, bad), v in chains:
-            late += v.eq(go & is_op & ~bad)
-        # (v_* are one-cycle pulses, the cycle after `second`; on iCE40 with it)
+            m.d.sync += v.eq(go & is_op & ~bad)
+        # (v_* are one-cycle pulses, the cycle after `second`)
         with m.If(v_fail):
             fail(v_code, v_arg)
         with m.If(v_pl):
@@ -1125,10 +1126,18 @@ class AnyprecCore(wiring.Component):
         m.d.sync += w_start_rx.eq(0)       # a pulse, set in ctrl state FRAME
         w_flush_rx = Signal()
         m.d.sync += w_flush_rx.eq(0)       # a pulse, set in ctrl state WAITX
+        # iCE40: the writer's start for a hidden layer is a flip-flop too (set in SETUP,
+        # high in START), and the start the OR of the two pulses: through the compute
+        # state's multiplexer it reached the writer's 60 flip-flops late (50 MHz).
+        w_start_c = Signal()
+        if ice40:
+            m.d.sync += w_start_c.eq(0)
+            m.d.comb += writer.start.eq(w_start_rx | w_start_c)
         with m.FSM(name="compute"):
             with m.State("IDLE"):
-                m.d.comb += [writer.start.eq(w_start_rx), writer.flush.eq(w_flush_rx),
-                             writer.valid.eq(x_push), writer.values.eq(x_pval)]
+                m.d.comb += ([] if ice40 else [writer.start.eq(w_start_rx)]) + [
+                    writer.flush.eq(w_flush_rx), writer.valid.eq(x_push),
+                    writer.values.eq(x_pval)]
                 with m.If(cmp_go):
                     m.d.sync += [cmp_l.eq(0), cycles.eq(0), counting.eq(1),
                                  comp_done.eq(0), fifo_rd.eq(0)]
@@ -1141,7 +1150,8 @@ class AnyprecCore(wiring.Component):
                 m.d.sync += [wr_sel.eq(~rd_sel), hidden.eq(cmp_infer & ~last_r),
                              saddr.eq(cur_r * N + cur_k_r - 1)]
                 if ice40:       # the shift; the subtraction on the way into the engine
-                    m.d.sync += q_r.eq(src_sx_r << cur_k_r)
+                    m.d.sync += [q_r.eq(src_sx_r << cur_k_r),
+                                 w_start_c.eq(cmp_infer & ~last_r)]
                     m.next = "START"
                 else:
                     m.d.sync += q_sh.eq(src_sx_r << cur_k_r)
@@ -1151,7 +1161,7 @@ class AnyprecCore(wiring.Component):
                     m.d.sync += q_r.eq(q_sh - src_sx_r)
                     m.next = "START"
             with m.State("START"):
-                m.d.comb += [eng.start.eq(1), writer.start.eq(hidden)]
+                m.d.comb += [eng.start.eq(1)] + ([] if ice40 else [writer.start.eq(hidden)])
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(hidden):
@@ -1191,17 +1201,17 @@ class AnyprecCore(wiring.Component):
         new_k = w2[16:32]
         e_layer = lsel              # word 1's layer (0 when out of range), registered
         # The addressed layer's sizes and plane count for PRE's compares, a cycle late
-        # off iCE40 (exact there: lsel and the descriptors settle many cycles before
-        # PRE): the descriptor multiplexer in front of a 16-bit compare was a long path
-        # at 150 MHz (Fmax).
+        # (exact: lsel and the descriptors settle many cycles before PRE): the
+        # descriptor multiplexer in front of a 16-bit compare was a long path at 150 MHz
+        # (Fmax), and the compare behind the layer index on the UP5K at 50 MHz.
         e_ms, e_ks, e_planes = (Signal.like(f[0], name=f"e_{n}") for f, n in
                                 ((f_ms, "ms"), (f_ks, "ks"), (f_planes, "planes")))
-        late += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
-                 e_planes.eq(f_planes[e_layer])]
+        m.d.sync += [e_ms.eq(f_ms[e_layer]), e_ks.eq(f_ks[e_layer]),
+                     e_planes.eq(f_planes[e_layer])]
         # SET_RUN's size checks likewise (w2 settles at least three cycles before PRE).
         sr_m_bad, sr_k_bad = Signal(), Signal()
-        late += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
-                 sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
+        m.d.sync += [sr_m_bad.eq((new_m == 0) | (new_m > e_ms)),
+                     sr_k_bad.eq((new_k == 0) | (new_k > e_ks))]
         # T and J of a SET_LAYER or SET_RUN that passes its size checks fit these (a
         # larger M or K is refused before they are used).
         t_new = Signal(range(cfg.tiles_max + 1))

@@ -111,14 +111,23 @@ class RxFramer(wiring.Component):
         no_pay = Signal()                       # the header's length is 0
         at_last = Signal()                      # idx == length
         len_m1 = Signal(16)                     # length - 1
+        # The header's take: in HDR the ready is ``rdy_any`` alone (serial CRC), so the
+        # take is spelt from it and the input's valid, not from the shared ready (whose
+        # PAY term has the controller's hold: synthesis merged the two, and the header
+        # registers' enables came out five LUTs deep, late at 50 MHz on the UP5K).
+        if serial:
+            take_hdr = Signal()
+            m.d.comb += take_hdr.eq(self.i.valid & rdy_any)
+        else:
+            take_hdr = take
         with m.FSM():
             with m.State("HDR"):
                 # The CRC is already clear here (END and DONE clear it, and a frame always
                 # passes through both): clearing it again on ~take put the input's valid
                 # in front of the 32 CRC flip-flops' resets (Fmax).
-                m.d.comb += [self.idle.eq(1), absorb.eq(take), self.hdr.eq(take)]
+                m.d.comb += [self.idle.eq(1), absorb.eq(take_hdr), self.hdr.eq(take_hdr)]
                 ready(1)
-                with m.If(take):
+                with m.If(take_hdr):
                     hlen = data[16:32]
                     m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
                                  self.verdict.eq(Status.OK)]

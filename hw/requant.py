@@ -110,9 +110,10 @@ class Requant(wiring.Component):
         Widths from ``golden.arith.widths``.
     compact : bool
         Seven stages (scale, 16 x 16 partial products with the offset, their sum, two
-        shift steps, round, saturate) instead of nine: fewer flip-flops, for small slow
-        devices (the iCE40 boards), at a lower Fmax. On an iCE40 platform the scale and
-        partial-product stages are SB_MAC16 registers (``_Mac16``).
+        shift steps, round with the clamp's decision, select) instead of nine: fewer
+        flip-flops, for small slow devices (the iCE40 boards), at a lower Fmax. On an
+        iCE40 platform the scale and partial-product stages are SB_MAC16 registers
+        (``_Mac16``).
 
     Members
     -------
@@ -343,23 +344,37 @@ class Requant(wiring.Component):
         # area up to that delay): with the shifter in one cycle, 9-input enables came
         # out six LUTs deep (docs/boards.md).
         t, v3 = self._shift_2v(m, v, v2, s_eff, "v3")
-        # Stage 5: round, r = (t + 1) >> 1. Stage 6: saturate. (The increment's carry
-        # chain and the clamp's compares behind it in one cycle were the iCEBreaker's
-        # critical path, 36.7 ns; r's flip-flops share the logic cells of the sum.)
-        r = Signal(signed(self._round_bits - 1))
+        # Stage 5: round, r = (t + 1) >> 1, and decide the clamp on t itself; stage 6:
+        # select. r > hi exactly when t >= 2 hi + 1 = H (H = 2^(j+1) - 1: j ones of hi
+        # and one more, j = a_out, or 31 for the last layer), that is, t not negative
+        # and either a bit set above H's or H's bits all set. r < lo exactly when t <= -2
+        # for a hidden layer (lo = 0: t is not -1) and t < -2^32 - 1 for the last (lo =
+        # -2^31: not "bits 47.. 33 all set and (bit 32 or bits 31.. 0 all set)").
+        # Otherwise r fits 32 bits, which the increment of t's low 33 bits gives: a
+        # 33-bit carry chain, not one of round_bits (48 on the UP5K boards: a 20.9 ns
+        # path, their Fmax cap at 50 MHz, docs/boards.md), and OR / AND trees instead
+        # of compares (two carry chains of r's width were the critical path, 31.4 ns).
+        tw = len(t)
+        assert tw >= 34         # b alone is 32 bits signed: |2V| needs 34 at least
+        neg = t[-1]
+        hm = Cat(Const(1, 1), hi[:32])                # H's bits, 0 .. 32
+        above = Cat(t[:33] & ~hm, t[33:tw - 1]).any()
+        h_all = (t[:33] | ~hm).all()
+        top_all = t[33:].all()
+        gt = Signal()
+        lt = Signal()
+        r = Signal(signed(32))
         v4 = Signal()
-        m.d.sync += [r.eq((t + 1) >> 1), v4.eq(v3)]
-        # Stage 6 without compares: hi is 2^j - 1 (j = a_out, or 31 for the last layer)
-        # and lo is 0 or -2^31, so r > hi exactly when r is not negative and has a bit
-        # set above the j ones of hi, and r < lo exactly when r is negative and, for the
-        # last layer, its bits from 31 up are not all ones. An OR tree instead of two
-        # carry chains of r's width (the UP5K boards' critical path, 31.4 ns).
-        neg = r[-1]
-        w = len(r) - 1
-        k = min(w, len(hi))
-        above = Cat(r[:k] & ~hi[:k], r[k:w]).any()
-        gt = ~neg & above
-        lt = neg & (~lo[-1] | ~r[31:].all())      # lo[-1]: the last layer's lo, -2^31
+        t33 = Signal(34)
+        m.d.comb += t33.eq(t[:33] + 1)
+        m.d.sync += [
+            r.eq(t33[1:33]),
+            gt.eq(~neg & (above | h_all)),
+            # (lo[-1]: the last layer's lo, -2^31)
+            lt.eq(neg & ~(top_all & Mux(lo[-1], t[32] | t[:32].all(),
+                                        t[32] & t[:32].all()))),
+            v4.eq(v3),
+        ]
         m.d.sync += [
             self.o_value.eq(Mux(gt, hi, Mux(lt, lo, r))),
             self.o_valid.eq(v4),
