@@ -92,8 +92,11 @@ WMEM_BANK = 512
 #: for a 32-bit memory). Set on iCE40 memories whose data read in such a cycle is never
 #: used: the activation buffers (the writer fills one half while the engine reads the
 #: other; host activations go in between runs), the LOAD_REQUANT staging memory (read by
-#: RQ_COPY after the frame's CRC, long after its last write). boards/build.py sets it on
-#: the FIFOs (Amaranth's SyncFIFOBuffered, which never reads the entry it writes).
+#: RQ_COPY after the frame's CRC, long after its last write). yosys' Verilog frontend
+#: turns the attribute into the read ports' COLLISION_X_MASK (for users of the
+#: generated Verilog); from Amaranth's RTLIL it does nothing by itself, so the board
+#: builds set that mask on these memories' read ports, and on the FIFOs'
+#: (boards/build.py: Amaranth's SyncFIFOBuffered never reads the entry it writes).
 _NO_RW_CHECK = {"no_rw_check": 1}
 
 
