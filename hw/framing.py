@@ -111,23 +111,25 @@ class RxFramer(wiring.Component):
         no_pay = Signal()                       # the header's length is 0
         at_last = Signal()                      # idx == length
         len_m1 = Signal(16)                     # length - 1
-        # The header's take: in HDR the ready is ``rdy_any`` alone (serial CRC), so the
-        # take is spelt from it and the input's valid, not from the shared ready (whose
-        # PAY term has the controller's hold: synthesis merged the two, and the header
-        # registers' enables came out five LUTs deep, late at 50 MHz on the UP5K).
+        # Each state's take (serial CRC): in PAY the ready is ``rdy_pay & ~hold``, in the
+        # other states ``rdy_any`` alone (each is low outside its states), so the takes
+        # are spelt from those and the input's valid, not from the shared ready: synthesis
+        # merged the two, and the header registers' and the payload index's enables came
+        # out five LUTs deep, late at 50 MHz on the UP5K.
         if serial:
-            take_hdr = Signal()
-            m.d.comb += take_hdr.eq(self.i.valid & rdy_any)
+            take_any, take_pay = Signal(), Signal()
+            m.d.comb += [take_any.eq(self.i.valid & rdy_any),
+                         take_pay.eq(self.i.valid & rdy_pay & ~self.hold)]
         else:
-            take_hdr = take
+            take_any = take_pay = take
         with m.FSM():
             with m.State("HDR"):
                 # The CRC is already clear here (END and DONE clear it, and a frame always
                 # passes through both): clearing it again on ~take put the input's valid
                 # in front of the 32 CRC flip-flops' resets (Fmax).
-                m.d.comb += [self.idle.eq(1), absorb.eq(take_hdr), self.hdr.eq(take_hdr)]
+                m.d.comb += [self.idle.eq(1), absorb.eq(take_any), self.hdr.eq(take_any)]
                 ready(1)
-                with m.If(take_hdr):
+                with m.If(take_any):
                     hlen = data[16:32]
                     m.d.sync += [self.length.eq(hlen), self.idx.eq(1),
                                  self.verdict.eq(Status.OK)]
@@ -156,11 +158,11 @@ class RxFramer(wiring.Component):
                     with m.If(no_pay):
                         m.next = "CRCW"
             with m.State("PAY"):
-                m.d.comb += [absorb.eq(take), self.pay.eq(take)]
+                m.d.comb += [absorb.eq(take_pay), self.pay.eq(take_pay)]
                 ready(~crc.busy, pay=True)
                 if serial:
                     m.d.comb += at_last.eq(self.idx == self.length)
-                with m.If(take):
+                with m.If(take_pay):
                     m.d.sync += self.idx.eq(self.idx + 1)
                     if not serial:
                         m.d.sync += at_last.eq(self.idx == len_m1)
@@ -171,7 +173,7 @@ class RxFramer(wiring.Component):
                         m.next = "CRCW"
             with m.State("CRCW"):
                 ready(~crc.busy)
-                with m.If(take):
+                with m.If(take_any):
                     with m.If(~last):
                         m.d.sync += self.verdict.eq(Status.OVERSIZE)
                         m.next = "DRAIN"
@@ -198,7 +200,7 @@ class RxFramer(wiring.Component):
                     m.next = "END"
             with m.State("DRAIN"):
                 ready(1)
-                with m.If(take & last):
+                with m.If(take_any & last):
                     m.next = "END"
             with m.State("END"):
                 # Clear here too: the next header may be taken in the first HDR cycle.
