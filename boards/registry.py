@@ -182,8 +182,8 @@ def _up5k(**kw):
         luts=5280, ffs=5280, brams=30, bram_kind="SB_RAM40_4K", dsps=8, sprams=4,
         clock_resource="clk12", osc_mhz=12.0, target_mhz=36.0, goal_mhz=50.0,
         default=_cfg(1, 4, layers=1),
-        # The design clock (36 MHz, exact from the PLL) is met by every seed 1 to 4 with 33
-        # to 38 % to spare (47.9 to 49.8 MHz; 24 MHz until the design reached those).
+        # The design clock (36 MHz, exact from the PLL) is met by every seed 1 to 4 with 18
+        # to 42 % to spare (42.8 to 51.3 MHz; 24 MHz until the design reached those).
         # The UltraPlus timing model ("-device u"; yosys' default is the HX's), and abc9
         # mapping for depth against 2.5 ns between LUTs instead of the 0.75 ns that
         # model assumes: the UP5K's routing takes 1.8 to 4 ns a hop at this fill.
@@ -207,9 +207,9 @@ BOARDS = {b.name: b for b in (
         leds={"heartbeat": ("led_g", 0), "error": ("led_r", 0), "busy": ("led", 2)},
         extra_resources="break_off_pmod",
         notes="One layer slot: a 1x4 array in iCE40 form (seven-stage requantiser, "
-              "bit-serial CRCs, no register slices) takes 4,441 of the 5,280 logic cells "
-              "and meets 36 MHz; three slots (the digits MLP, --layers 3) place in 5,242 "
-              "(99.3%, no headroom; docs/boards.md). The weight memory is in SPRAM. The "
+              "bit-serial CRCs, no register slices) takes 4,426 of the 5,280 logic cells "
+              "and meets 36 MHz; three slots (the digits MLP, --layers 3) place in 5,221 "
+              "(98.9%, no headroom; docs/boards.md). The weight memory is in SPRAM. The "
               "busy LED is on the snap-off PMOD.",
         # The FTDI's first channel writes the flash, the second is the UART.
         programmer=("iceprog", "{bitstream}"), serial_port="/dev/ttyUSB1",
