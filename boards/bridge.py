@@ -283,17 +283,13 @@ class AnyprecUartTop(wiring.Component):
             # top bit, a flip-flop, not an OR of every bit in front of the counter's
             # enable (five LUTs, late at 50 MHz on the UP5K). One cycle longer.
             stretch = Signal(self._stretch_bits + 1, init=-1, name="stretch")
-            running = ~stretch[-1]
-            with m.If(active):
-                m.d.sync += stretch.eq((1 << self._stretch_bits) - 1)
-            with m.Elif(running):
-                m.d.sync += stretch.eq(stretch - 1)
+            running, full = ~stretch[-1], (1 << self._stretch_bits) - 1
         else:
-            running = stretch != 0
-            with m.If(active):
-                m.d.sync += stretch.eq(-1)
-            with m.Elif(running):
-                m.d.sync += stretch.eq(stretch - 1)
+            running, full = stretch != 0, -1
+        with m.If(active):
+            m.d.sync += stretch.eq(full)
+        with m.Elif(running):
+            m.d.sync += stretch.eq(stretch - 1)
         m.d.comb += self.led_busy.eq(active | running)
         return m
 
